@@ -1,0 +1,56 @@
+"""roadie: background jobs for Python on Redis, in Sidekiq's format, losing nothing.
+
+::
+
+    import roadie
+
+    class WelcomeEmail(roadie.Job, queue="mail"):
+        def perform(self, user_id: int) -> None:
+            ...
+
+    WelcomeEmail.perform_async(42)          # from a web view: returns at once
+    # and in a shell:  roadie run -r myapp.jobs -q mail -q default
+"""
+
+from roadie.client import Client, configure, get_client, push
+from roadie.config import Config
+from roadie.errors import (
+    ArgumentTypeError,
+    ConfigError,
+    JobCrashedProcess,
+    JobDefinitionError,
+    MalformedPayload,
+    RedisUnavailable,
+    RoadieError,
+    UnknownJobError,
+)
+from roadie.job import Job, JobFunction, JobSetter, job
+from roadie.middleware import Hooks, hooks
+from roadie.registry import Registry, default_registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgumentTypeError",
+    "Client",
+    "Config",
+    "ConfigError",
+    "Hooks",
+    "Job",
+    "JobCrashedProcess",
+    "JobDefinitionError",
+    "JobFunction",
+    "JobSetter",
+    "MalformedPayload",
+    "RedisUnavailable",
+    "Registry",
+    "RoadieError",
+    "UnknownJobError",
+    "__version__",
+    "configure",
+    "default_registry",
+    "get_client",
+    "hooks",
+    "job",
+    "push",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from roadie.cli import main
+
+sys.exit(main())

@@ -1,0 +1,148 @@
+"""``roadie <command>``: run a process, check Redis, manage the embedded Redis."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from roadie import config as config_mod
+from roadie.errors import ConfigError, RoadieError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="roadie", description="Background jobs for Python on Redis (Sidekiq-compatible)."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--redis-url", "-u", help="Redis URL (env REDIS_URL); "
+                        "embedded://DIR starts roadie's own redis-server in DIR")
+        sp.add_argument("--config", "-C", help="TOML config file (default ./roadie.toml)")
+        sp.add_argument("--namespace", help="key prefix, for a namespaced Sidekiq 6 install")
+
+    run = sub.add_parser("run", help="run jobs: roadie run -r myapp.jobs -q critical,2 -q default")
+    common(run)
+    run.add_argument("-r", "--require", action="append", metavar="MODULE",
+                     help="module (or .py file) defining your jobs; repeatable")
+    run.add_argument("-q", "--queue", action="append", metavar="NAME[,WEIGHT]",
+                     help="queue to fetch from, with optional weight; repeatable")
+    run.add_argument("-c", "--concurrency", type=int, help="processor threads (default 10)")
+    run.add_argument("-t", "--timeout", type=float, dest="timeout_s",
+                     help="seconds running jobs get to finish at shutdown (default 25)")
+    run.add_argument("-g", "--tag", help="tag shown in dashboards")
+    run.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
+    run.add_argument("--log-format", choices=["plain", "json"])
+
+    chk = sub.add_parser("check", help="is Redis running? version, eviction policy, latency")
+    common(chk)
+
+    emb = sub.add_parser("embedded", help="start/stop/status of the embedded redis-server")
+    emb.add_argument("action", choices=["start", "stop", "status"])
+    emb.add_argument("--dir", default=".roadie/redis", help="data folder (default .roadie/redis)")
+    return p
+
+
+def load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> config_mod.Config:
+    cli: dict[str, Any] = {
+        "redis_url": getattr(args, "redis_url", None),
+        "namespace": getattr(args, "namespace", None),
+        **(extra or {}),
+    }
+    return config_mod.load(cli=cli, config_file=getattr(args, "config", None))
+
+
+def require(modules: Sequence[str]) -> None:
+    """Import the user's job modules (names, or paths to .py files)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for spec in modules:
+        name = spec
+        if spec.endswith(".py") or os.sep in spec:
+            path = Path(spec).resolve()
+            if not path.exists():
+                raise ConfigError(f"-r {spec}: no such file")
+            sys.path.insert(0, str(path.parent))
+            name = path.stem
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                raise ConfigError(
+                    f"-r {spec}: no module named {exc.name!r} (run roadie from your project's "
+                    "folder, or check PYTHONPATH)"
+                ) from None
+            raise
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from roadie import log
+
+    extra: dict[str, Any] = {
+        "concurrency": args.concurrency,
+        "timeout_s": args.timeout_s,
+        "tag": args.tag,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
+    if args.queue:
+        extra["queues"] = tuple(config_mod.parse_queue(q) for q in args.queue)
+    if args.require:
+        extra["require"] = tuple(args.require)
+    cfg = load_config(args, extra)
+    log.setup(cfg.log_level, cfg.log_format)
+    try:
+        require(cfg.require)
+    except RoadieError:
+        raise
+    except Exception:
+        print("roadie: error while importing your job modules:", file=sys.stderr)
+        traceback.print_exc()
+        return 1
+    from roadie.server.launcher import Launcher
+
+    launcher = Launcher(cfg)
+    code = launcher.run()
+    if launcher.hard_stopped:
+        # Jobs that did not finish in time were pushed back; do not wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from roadie.check import run_check
+
+    return run_check(load_config(args), sys.stdout)
+
+
+def cmd_embedded(args: argparse.Namespace) -> int:
+    from roadie import embedded
+
+    action = {"start": embedded.cmd_start, "stop": embedded.cmd_stop,
+              "status": embedded.cmd_status}[args.action]
+    return action(args.dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"run": cmd_run, "check": cmd_check, "embedded": cmd_embedded}
+    try:
+        return commands[args.command](args)
+    except RoadieError as exc:
+        print(f"roadie: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Pushing jobs: normalize -> JSON check -> client middleware -> one atomic write.
+
+``roadie.push("HardJob", args=[1, 2], queue="critical")`` pushes by name, for jobs
+that live in another codebase (a Ruby app's Sidekiq, another Python service).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from roadie import payload as pl
+from roadie.config import Config
+from roadie.connection import Redis, connect
+from roadie.errors import ConfigError
+from roadie.keys import Keys
+from roadie.middleware import Hooks
+from roadie.middleware import hooks as default_hooks
+from roadie.payload import Payload
+
+#: Options every payload carries unless the job or caller says otherwise.
+DEFAULTS: dict[str, Any] = {"retry": True, "queue": "default"}
+
+# Keys only meaningful in the request, never stored (as in Sidekiq).
+_TRANSIENT = ("at", "pool", "client_class")
+
+
+class Client:
+    """Pushes jobs into one Redis. Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        redis: Redis | None = None,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.keys = Keys(self.config.namespace)
+        self.hooks = hooks or default_hooks
+        self._redis = redis
+        self._lock = threading.Lock()
+
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            with self._lock:
+                if self._redis is None:
+                    self._redis = connect(self.config)
+        return self._redis
+
+    # --- building payloads -------------------------------------------------
+    def normalize(self, item: Mapping[str, Any]) -> tuple[Payload, float | None]:
+        """Defaults under the item, jid and created_at; returns (payload, at)."""
+        cls = item.get("class")
+        if not isinstance(cls, str) or not cls:
+            raise ValueError(f"a job needs a 'class' name string, got {cls!r}")
+        args = item.get("args", [])
+        if not isinstance(args, (list, tuple)):
+            raise TypeError(f"{cls}: args must be a list, got {type(args).__name__}")
+        queue = item.get("queue", DEFAULTS["queue"])
+        if not isinstance(queue, str) or not queue:
+            raise ValueError(f"{cls}: queue must be a non-empty string, got {queue!r}")
+        at = item.get("at")
+        if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
+            raise TypeError(f"{cls}: 'at' must be epoch seconds, got {at!r}")
+        payload: Payload = dict(DEFAULTS)
+        for k, v in item.items():
+            if k not in _TRANSIENT:
+                payload[k] = v
+        payload["args"] = list(args)
+        payload["class"] = cls
+        if not payload.get("jid"):
+            payload["jid"] = pl.new_jid()
+        if "created_at" not in payload:
+            payload["created_at"] = pl.now()
+        return payload, (float(at) if at is not None else None)
+
+    def _prepare(self, item: Mapping[str, Any]) -> tuple[Payload, float | None] | None:
+        payload, at = self.normalize(item)
+        pl.check_args(payload["args"], pl.display_class(payload))
+        result = self.hooks.run_client(payload["class"], payload, payload["queue"])
+        if result is None:
+            return None
+        # Middleware may have changed args: check again (it is cheap).
+        pl.check_args(result["args"], pl.display_class(result))
+        return result, at
+
+    # --- writing -----------------------------------------------------------
+    def push(self, item: Mapping[str, Any]) -> str | None:
+        """Push one job; returns its jid, or None if client middleware dropped it."""
+        prepared = self._prepare(item)
+        if prepared is None:
+            return None
+        payload, at = prepared
+        self._write([(payload, at)])
+        return str(payload["jid"])
+
+    def push_bulk(
+        self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
+    ) -> list[str | None]:
+        """Push many jobs; one MULTI per batch. Returns jids aligned with ``items``.
+
+        Every argument of every job is checked before anything is written, so a
+        bad argument raises and writes nothing.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        prepared = [self._prepare(item) for item in items]
+        ready = [p for p in prepared if p is not None]
+        for start in range(0, len(ready), batch_size):
+            self._write(ready[start : start + batch_size])
+        return [str(p[0]["jid"]) if p is not None else None for p in prepared]
+
+    def _write(self, jobs: Sequence[tuple[Payload, float | None]]) -> None:
+        now = pl.now()
+        by_queue: dict[str, list[bytes]] = {}
+        scheduled: dict[bytes, float] = {}
+        for payload, at in jobs:
+            if at is not None:
+                scheduled[pl.encode({k: v for k, v in payload.items() if k != "enqueued_at"})] = at
+            else:
+                payload["enqueued_at"] = now
+                by_queue.setdefault(payload["queue"], []).append(pl.encode(payload))
+        # MULTI: a push never half-succeeds (all of a batch is written, or none).
+        pipe = self.redis.pipeline(transaction=True)
+        if by_queue:
+            pipe.sadd(self.keys.queues, *by_queue)
+            for queue, raws in by_queue.items():
+                pipe.lpush(self.keys.queue(queue), *raws)
+        if scheduled:
+            pipe.zadd(self.keys.schedule, scheduled)
+        pipe.execute()
+
+
+def push(
+    job_class: str,
+    args: Sequence[Any] = (),
+    *,
+    queue: str | None = None,
+    at: float | None = None,
+    client: Client | None = None,
+    **options: Any,
+) -> str | None:
+    """Push a job by name: ``roadie.push("HardJob", args=[1], queue="ruby")``."""
+    item: dict[str, Any] = {**options, "class": job_class, "args": list(args)}
+    if queue is not None:
+        item["queue"] = queue
+    if at is not None and at > time.time():
+        item["at"] = at
+    return (client or get_client()).push(item)
+
+
+_default_client: Client | None = None
+_default_lock = threading.Lock()
+
+
+def configure(config: Config | None = None, *, client: Client | None = None) -> Client:
+    """Set the client that ``perform_async`` and ``roadie.push`` use by default."""
+    global _default_client
+    with _default_lock:
+        if client is None:
+            if config is None:
+                from roadie.config import load
+
+                config = load()
+            client = Client(config)
+        _default_client = client
+        return client
+
+
+def get_client() -> Client:
+    """The default client, configured from the environment on first use."""
+    client = _default_client
+    if client is not None:
+        return client
+    try:
+        return configure()
+    except ConfigError:
+        raise

@@ -1,0 +1,197 @@
+"""Configuration: one frozen ``Config``, built from CLI > environment > file > defaults.
+
+Environment variables are ``ROADIE_<FIELD>`` (``ROADIE_CONCURRENCY=20``), plus
+``REDIS_URL`` (and ``REDIS_PROVIDER``, which names the variable holding the URL,
+as in Sidekiq). The file is TOML (``roadie.toml`` in the working directory, or
+``--config PATH``), with the field names as keys, at the top level or under
+``[roadie]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roadie.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_CONFIG_FILE = "roadie.toml"
+
+QueueSpec = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a roadie client or process needs to know."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    #: False when nobody set a URL; the process then says loudly which one it uses.
+    redis_url_configured: bool = False
+    namespace: str = ""
+    queues: tuple[QueueSpec, ...] = (("default", 0),)
+    concurrency: int = 10
+    timeout_s: float = 25.0
+    require: tuple[str, ...] = ()
+    tag: str = ""
+    labels: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    log_format: str = "plain"
+    max_retries: int = 25
+    dead_max_jobs: int = 10_000
+    dead_timeout_s: float = 180 * 24 * 3600.0
+    heartbeat_interval_s: float = 5.0
+    #: Average seconds between scheduled/retry polls across the whole cluster.
+    poll_interval_average_s: float = 5.0
+    #: If set, every process polls at this average, not scaled by process count.
+    poll_interval_fixed_s: float | None = None
+    #: A process whose liveness key is this old is dead: its jobs are recovered.
+    process_ttl_s: float = 15.0
+    janitor_interval_s: float = 5.0
+    #: A job in flight at this many process deaths in a row goes to the dead set.
+    max_crashes: int = 3
+    socket_timeout_s: float = 5.0
+    connect_timeout_s: float = 3.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
+        if not self.queues:
+            raise ConfigError("at least one queue is needed")
+        if self.timeout_s < 0:
+            raise ConfigError(f"timeout_s must be >= 0, got {self.timeout_s}")
+        if self.log_format not in ("plain", "json"):
+            raise ConfigError(f"log_format must be 'plain' or 'json', got {self.log_format!r}")
+        if self.max_crashes < 1:
+            raise ConfigError(f"max_crashes must be at least 1, got {self.max_crashes}")
+
+    @property
+    def strict(self) -> bool:
+        """Strict queue order unless some queue has a weight (Sidekiq's rule)."""
+        return all(w == 0 for _, w in self.queues)
+
+    @property
+    def queue_names(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for name, _ in self.queues:
+            seen.setdefault(name, None)
+        return tuple(seen)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def parse_queue(spec: str | Iterable[Any]) -> QueueSpec:
+    """``"critical,2"`` or ``["critical", 2]`` -> ``("critical", 2)``."""
+    if isinstance(spec, str):
+        name, _, weight = spec.strip().partition(",")
+    else:
+        parts = list(spec)
+        if not 1 <= len(parts) <= 2:
+            raise ConfigError(f"queue spec must be [name] or [name, weight], got {parts!r}")
+        name = str(parts[0])
+        weight = str(parts[1]) if len(parts) == 2 else ""
+    name = name.strip()
+    if not name:
+        raise ConfigError(f"queue spec {spec!r} has no queue name")
+    if not weight.strip():
+        return (name, 0)
+    try:
+        w = int(weight)
+    except ValueError:
+        raise ConfigError(
+            f"queue weight in {spec!r} must be an integer (as in 'critical,2')"
+        ) from None
+    if w < 0:
+        raise ConfigError(f"queue weight in {spec!r} must not be negative")
+    return (name, w)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_INT = {"concurrency", "max_retries", "dead_max_jobs", "max_crashes"}
+_FLOAT = {
+    "timeout_s", "dead_timeout_s", "heartbeat_interval_s", "poll_interval_average_s",
+    "poll_interval_fixed_s", "process_ttl_s", "janitor_interval_s", "socket_timeout_s",
+    "connect_timeout_s",
+}
+_LIST = {"require", "labels"}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    if name not in _FIELDS or name in ("extra", "redis_url_configured"):
+        raise ConfigError(f"unknown setting {name!r} in {source}")
+    try:
+        if name in _INT:
+            return int(value)
+        if name in _FLOAT:
+            return None if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name!r} in {source} must be a number, got {value!r}") from None
+    if name == "queues":
+        items = value.split() if isinstance(value, str) else list(value)
+        return tuple(parse_queue(q) for q in items)
+    if name in _LIST:
+        if isinstance(value, str):
+            return tuple(v for v in value.replace(",", " ").split() if v)
+        return tuple(str(v) for v in value)
+    return str(value)
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    section = data.get("roadie", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {p}: [roadie] must be a table")
+    return {k: _coerce(k, v, str(p)) for k, v in section.items()}
+
+
+def read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    provider = env.get("REDIS_PROVIDER")
+    if provider and env.get(provider):
+        out["redis_url"] = env[provider]
+    elif env.get("REDIS_URL"):
+        out["redis_url"] = env["REDIS_URL"]
+    for key, value in env.items():
+        if not key.startswith("ROADIE_") or key in ("ROADIE_CONFIG",):
+            continue
+        name = key[len("ROADIE_"):].lower()
+        if name in _FIELDS and name not in ("extra", "redis_url_configured"):
+            out[name] = _coerce(name, value, f"environment variable {key}")
+    return out
+
+
+def load(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Merge defaults < file < environment < CLI into a ``Config``."""
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    path = config_file or env.get("ROADIE_CONFIG")
+    if path:
+        merged.update(read_file(path))
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        merged.update(read_file(DEFAULT_CONFIG_FILE))
+    merged.update(read_env(env))
+    for k, v in (cli or {}).items():
+        if v is not None:
+            merged[k] = _coerce(k, v, "the command line") if not isinstance(v, tuple) else v
+    if "redis_url" in merged:
+        merged["redis_url_configured"] = True
+    try:
+        return Config(**merged)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None

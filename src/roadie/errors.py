@@ -1,0 +1,48 @@
+"""Roadie's exceptions.
+
+::
+
+    RoadieError
+     +-- ConfigError            bad configuration (URL, queue spec, file, env)
+     +-- RedisUnavailable       Redis cannot be reached or is unsupported
+     +-- JobDefinitionError     a Job class or its options are wrong
+     +-- UnknownJobError        a payload names a class that is not registered
+     +-- MalformedPayload       a queue entry is not a valid job payload
+     +-- JobCrashedProcess      a job took its process down too many times
+    TypeError
+     +-- ArgumentTypeError      a job argument is not JSON-native (raised at push)
+"""
+
+from __future__ import annotations
+
+
+class RoadieError(Exception):
+    """Base class of roadie's own errors."""
+
+
+class ConfigError(RoadieError):
+    """The configuration is invalid; the message says which setting and why."""
+
+
+class RedisUnavailable(RoadieError):
+    """Redis cannot be reached, refused us, or is too old."""
+
+
+class JobDefinitionError(RoadieError):
+    """A Job class, its name or its options are invalid."""
+
+
+class UnknownJobError(RoadieError):
+    """A payload names a job class that no loaded module registered."""
+
+
+class MalformedPayload(RoadieError):
+    """A queue entry is not JSON, or lacks ``class``/``args``."""
+
+
+class JobCrashedProcess(RoadieError):
+    """A job was running each time its process died, too many times in a row."""
+
+
+class ArgumentTypeError(TypeError):
+    """A job argument is not JSON-native; nothing was pushed."""

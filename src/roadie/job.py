@@ -1,0 +1,260 @@
+"""Jobs: ``class WelcomeEmail(roadie.Job)`` with one method, ``perform``.
+
+Options are class keywords, as Sidekiq's ``sidekiq_options``::
+
+    class WelcomeEmail(roadie.Job, queue="mail", retry=5):
+        def perform(self, user_id: int) -> None: ...
+
+    WelcomeEmail.perform_async(42)
+    WelcomeEmail.perform_in(timedelta(days=1), 42)
+    WelcomeEmail.set(queue="critical").perform_async(42)
+
+The job's *name* (the payload's ``class``) defaults to ``module.QualName`` and can
+be set with ``name="ResizeImage"`` to match a Ruby class.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import types
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from roadie.errors import JobDefinitionError
+from roadie.payload import Payload
+from roadie.registry import Registry, default_registry
+
+#: Options with a meaning to roadie (any other option is kept in the payload).
+KNOWN_OPTIONS = frozenset(
+    {"queue", "retry", "retry_queue", "dead", "backtrace", "tags", "log_level", "retry_for"}
+)
+
+RetryDecision = float | int | Literal["kill", "discard"] | None
+
+
+def validate_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check option types; raise ``JobDefinitionError`` naming the bad one."""
+    q = options.get("queue")
+    if "queue" in options and (not isinstance(q, str) or not q):
+        raise JobDefinitionError(f"{where}: queue must be a non-empty string, got {q!r}")
+    if "retry" in options:
+        r = options["retry"]
+        if not isinstance(r, (bool, int)) or (not isinstance(r, bool) and r < 0):
+            raise JobDefinitionError(
+                f"{where}: retry must be True, False or a number of retries >= 0, got {r!r}"
+            )
+    rq = options.get("retry_queue")
+    if "retry_queue" in options and (not isinstance(rq, str) or not rq):
+        raise JobDefinitionError(f"{where}: retry_queue must be a non-empty string")
+    if "dead" in options and not isinstance(options["dead"], bool):
+        raise JobDefinitionError(f"{where}: dead must be True or False")
+    bt = options.get("backtrace")
+    if "backtrace" in options and not isinstance(bt, (bool, int)):
+        raise JobDefinitionError(f"{where}: backtrace must be a bool or a number of lines")
+    tags = options.get("tags")
+    if "tags" in options and (
+        not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags)
+    ):
+        raise JobDefinitionError(f"{where}: tags must be a list of strings")
+    if "tags" in options:
+        options = {**options, "tags": list(tags or ())}
+    return options
+
+
+class Job:
+    """Base class of every job. Subclass it and define ``perform``."""
+
+    #: The payload ``class`` this job is pushed and found under.
+    name: ClassVar[str] = "roadie.Job"
+    #: Options merged under every payload pushed by this class.
+    options: ClassVar[dict[str, Any]] = {}
+    #: True when ``perform`` is a coroutine function.
+    is_async: ClassVar[bool] = False
+    registry: ClassVar[Registry] = default_registry
+
+    #: Set on the instance before ``perform`` runs.
+    jid: str
+    payload: Payload
+
+    def __init_subclass__(
+        cls,
+        *,
+        name: str | None = None,
+        registry: Registry | None = None,
+        abstract: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init_subclass__()
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        merged = {**getattr(cls, "options", {}), **validate_options(options, where)}
+        cls.options = merged
+        if registry is not None:
+            cls.registry = registry
+        cls.is_async = inspect.iscoroutinefunction(cls.perform)
+        if abstract:
+            return
+        if cls.perform is Job.perform:
+            raise JobDefinitionError(f"{where} must define perform(self, ...)")
+        cls.name = name or where
+        cls.registry.register(cls.name, cls)
+
+    def perform(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    # --- retry policy hooks (override as classmethods) ---------------------
+    @classmethod
+    def retry_in(cls, count: int, exc: BaseException, payload: Payload) -> RetryDecision:
+        """Seconds until the next attempt, "kill", "discard", or None for the default."""
+        return None
+
+    @classmethod
+    def retries_exhausted(cls, payload: Payload, exc: BaseException) -> str | None:
+        """Called when retries run out; return "discard" to skip the dead set."""
+        return None
+
+    # --- pushing -----------------------------------------------------------
+    @classmethod
+    def set(cls, **options: Any) -> JobSetter:
+        """Per-push options: ``WelcomeEmail.set(queue="critical").perform_async(1)``."""
+        return JobSetter(cls.name, {**cls.options, **validate_options(options, cls.name)})
+
+    @classmethod
+    def perform_async(cls, *args: Any) -> str | None:
+        return JobSetter(cls.name, cls.options).perform_async(*args)
+
+    @classmethod
+    def perform_in(cls, interval: float | timedelta, *args: Any) -> str | None:
+        return JobSetter(cls.name, cls.options).perform_in(interval, *args)
+
+    @classmethod
+    def perform_at(cls, when: datetime | float, *args: Any) -> str | None:
+        return JobSetter(cls.name, cls.options).perform_at(when, *args)
+
+    @classmethod
+    def perform_bulk(
+        cls, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
+    ) -> list[str | None]:
+        return JobSetter(cls.name, cls.options).perform_bulk(args_list, batch_size=batch_size)
+
+
+def to_epoch(when: datetime | float | int) -> float:
+    if isinstance(when, datetime):
+        return when.timestamp()
+    if isinstance(when, bool) or not isinstance(when, (int, float)):
+        raise TypeError(f"a time must be a datetime or epoch seconds, got {when!r}")
+    return float(when)
+
+
+def to_seconds(interval: float | int | timedelta) -> float:
+    if isinstance(interval, timedelta):
+        return interval.total_seconds()
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+        raise TypeError(f"an interval must be seconds or a timedelta, got {interval!r}")
+    return float(interval)
+
+
+class JobSetter:
+    """A job name plus per-push options; what ``Job.set(...)`` returns."""
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.options = options
+
+    def _item(self, args: Sequence[Any]) -> dict[str, Any]:
+        return {**self.options, "args": list(args), "class": self.name}
+
+    def perform_async(self, *args: Any) -> str | None:
+        from roadie.client import get_client
+
+        return get_client().push(self._item(args))
+
+    def perform_in(self, interval: float | timedelta, *args: Any) -> str | None:
+        return self.perform_at(time.time() + to_seconds(interval), *args)
+
+    def perform_at(self, when: datetime | float, *args: Any) -> str | None:
+        from roadie.client import get_client
+
+        at = to_epoch(when)
+        item = self._item(args)
+        if at > time.time():
+            item["at"] = at
+        return get_client().push(item)
+
+    def perform_bulk(
+        self, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
+    ) -> list[str | None]:
+        from roadie.client import get_client
+
+        items = [self._item(a) for a in args_list]
+        return get_client().push_bulk(items, batch_size=batch_size)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class JobFunction(Generic[F]):
+    """What ``@roadie.job`` returns: call it directly, or push it like a Job."""
+
+    def __init__(self, fn: F, job_cls: type[Job]) -> None:
+        self.fn = fn
+        self.job_cls = job_cls
+        self.name = job_cls.name
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def set(self, **options: Any) -> JobSetter:
+        return self.job_cls.set(**options)
+
+    def perform_async(self, *args: Any) -> str | None:
+        return self.job_cls.perform_async(*args)
+
+    def perform_in(self, interval: float | timedelta, *args: Any) -> str | None:
+        return self.job_cls.perform_in(interval, *args)
+
+    def perform_at(self, when: datetime | float, *args: Any) -> str | None:
+        return self.job_cls.perform_at(when, *args)
+
+    def perform_bulk(
+        self, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
+    ) -> list[str | None]:
+        return self.job_cls.perform_bulk(args_list, batch_size=batch_size)
+
+
+def job(
+    fn: F | None = None, *, name: str | None = None, registry: Registry | None = None,
+    **options: Any,
+) -> Any:
+    """Turn a plain function into a job: ``@roadie.job(queue="mail")``."""
+
+    def wrap(f: F) -> JobFunction[F]:
+        if inspect.iscoroutinefunction(f):
+            async def perform_async_fn(self: Job, *args: Any) -> Any:
+                return await f(*args)
+
+            perform: Callable[..., Any] = perform_async_fn
+        else:
+            def perform_sync_fn(self: Job, *args: Any) -> Any:
+                return f(*args)
+
+            perform = perform_sync_fn
+        kwds: dict[str, Any] = {"name": name or f"{f.__module__}.{f.__qualname__}", **options}
+        if registry is not None:
+            kwds["registry"] = registry
+
+        def body(ns: dict[str, Any]) -> None:
+            ns["perform"] = perform
+            ns["__module__"] = f.__module__
+            ns["__qualname__"] = f.__qualname__
+            ns["__doc__"] = f.__doc__
+
+        job_cls = types.new_class(f.__name__, (Job,), kwds, body)
+        return JobFunction(f, job_cls)
+
+    if fn is not None:
+        return wrap(fn)
+    return wrap

@@ -1,0 +1,93 @@
+"""Every Redis key name roadie reads or writes is built here, and only here.
+
+Sidekiq's keys (``queue:<name>``, ``queues``, ``schedule``, ``retry``, ``dead``,
+``processes``, ``<identity>``, ``stat:*``) keep Sidekiq's exact names so a Ruby
+app and a Python app can share one Redis. Keys that Sidekiq does not have live
+under ``roadie:``. An optional namespace prefixes everything (for users who share
+one Redis database between apps, or talk to a namespaced Sidekiq 6 install).
+
+``docs/redis.md`` lists every key with its type, writer and TTL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under an optional namespace (``""`` means none)."""
+
+    namespace: str = ""
+
+    def _k(self, name: str) -> str:
+        return f"{self.namespace}:{name}" if self.namespace else name
+
+    # --- Sidekiq's keys -------------------------------------------------
+    @property
+    def queues(self) -> str:
+        return self._k("queues")
+
+    def queue(self, name: str) -> str:
+        return self._k(f"queue:{name}")
+
+    @property
+    def queue_prefix(self) -> str:
+        return self._k("queue:")
+
+    @property
+    def schedule(self) -> str:
+        return self._k("schedule")
+
+    @property
+    def retry(self) -> str:
+        return self._k("retry")
+
+    @property
+    def dead(self) -> str:
+        return self._k("dead")
+
+    @property
+    def processes(self) -> str:
+        return self._k("processes")
+
+    def process(self, identity: str) -> str:
+        return self._k(identity)
+
+    def work(self, identity: str) -> str:
+        """Running jobs of a process, as Sidekiq 6.5+ names it."""
+        return self._k(f"{identity}:work")
+
+    def workers(self, identity: str) -> str:
+        """Running jobs of a process, as Sidekiq <= 6.4 names it (written too)."""
+        return self._k(f"{identity}:workers")
+
+    def signals(self, identity: str) -> str:
+        return self._k(f"{identity}-signals")
+
+    def stat(self, name: str) -> str:
+        return self._k(f"stat:{name}")
+
+    def stat_daily(self, name: str, day: str) -> str:
+        return self._k(f"stat:{name}:{day}")
+
+    @property
+    def process_cleanup(self) -> str:
+        return self._k("process_cleanup")
+
+    # --- roadie's own keys ----------------------------------------------
+    def inflight(self, identity: str) -> str:
+        """Jobs a process has fetched and not yet finished (reliable fetch)."""
+        return self._k(f"roadie:inflight:{identity}")
+
+    @property
+    def inflight_owners(self) -> str:
+        """Set of identities that may own an in-flight list (the janitor's index)."""
+        return self._k("roadie:inflight-owners")
+
+    def alive(self, identity: str) -> str:
+        """Short-TTL liveness key; its absence lets the janitor recover jobs."""
+        return self._k(f"roadie:alive:{identity}")
+
+    def recover_lock(self, identity: str) -> str:
+        return self._k(f"roadie:lock:recover:{identity}")

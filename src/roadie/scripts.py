@@ -1,0 +1,90 @@
+"""Roadie's Lua scripts, loaded once, one typed method each.
+
+Each script lives in ``lua/<name>.lua`` with its KEYS/ARGV contract in a header.
+redis-py's ``Script`` runs EVALSHA and reloads on NOSCRIPT (after a Redis restart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any, cast
+
+from redis.commands.core import Script
+
+from roadie.connection import Redis
+
+
+@cache
+def source(name: str) -> str:
+    return resources.files("roadie").joinpath(f"lua/{name}.lua").read_text()
+
+
+class Scripts:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._fetch = redis.register_script(source("fetch"))
+        self._enqueue_due = redis.register_script(source("enqueue_due"))
+        self._recover = redis.register_script(source("recover"))
+
+    @staticmethod
+    def _run(script: Script, keys: Sequence[str], args: Sequence[Any], client: Any) -> Any:
+        return script(keys=list(keys), args=list(args), client=client)
+
+    def fetch(
+        self, inflight: str, queue_keys: Sequence[str], count: int = 1, client: Any = None
+    ) -> list[tuple[str, bytes]]:
+        """Move up to ``count`` jobs into ``inflight``; returns (queue key, raw) pairs."""
+        flat = cast(list[Any], self._run(self._fetch, [inflight, *queue_keys], [count], client))
+        return [
+            (queue_keys[int(flat[i]) - 2], cast(bytes, flat[i + 1]))
+            for i in range(0, len(flat), 2)
+        ]
+
+    def enqueue_due(
+        self,
+        zset: str,
+        queues_key: str,
+        moves: Sequence[tuple[bytes, bytes | None, str, str]],
+        client: Any = None,
+    ) -> int:
+        """Move ``(old member, new raw or None, queue key, queue name)`` entries."""
+        queue_keys: list[str] = []
+        index: dict[str, int] = {}
+        args: list[Any] = []
+        for old, new, qkey, qname in moves:
+            if qkey not in index:
+                index[qkey] = len(queue_keys) + 3
+                queue_keys.append(qkey)
+            args += [old, new if new is not None else b"", index[qkey], qname]
+        return int(self._run(self._enqueue_due, [zset, queues_key, *queue_keys], args, client))
+
+    def recover(
+        self,
+        inflight: str,
+        alive: str,
+        dead: str,
+        now: float,
+        dead_cutoff: float,
+        dead_max: int,
+        entries: Sequence[tuple[bytes, str, bytes, str | None]],
+        client: Any = None,
+    ) -> int:
+        """Entries are ``(old raw, 'q' or 'd', new raw, queue key or None)``.
+
+        Returns -1 when the owner turned out to be alive (nothing touched).
+        """
+        queue_keys: list[str] = []
+        index: dict[str, int] = {}
+        args: list[Any] = [repr(now), repr(dead_cutoff), dead_max]
+        for old, action, new, qkey in entries:
+            idx = 0
+            if qkey is not None:
+                if qkey not in index:
+                    index[qkey] = len(queue_keys) + 4
+                    queue_keys.append(qkey)
+                idx = index[qkey]
+            args += [old, action, new, idx]
+        keys = [inflight, alive, dead, *queue_keys]
+        return int(self._run(self._recover, keys, args, client))

@@ -1,0 +1,1 @@
+"""The running roadie process. Only the CLI (and tests) import this package."""

@@ -1,0 +1,87 @@
+"""Reliable fetch and the unit of work.
+
+A job moves atomically from its queue into this process's in-flight list
+(``roadie:inflight:<identity>``) and leaves it only in the same atomic step that
+writes its outcome: removed on success, moved to ``retry``/``dead`` on failure,
+pushed back to the front of its queue on shutdown. If the process dies, the
+janitor of any surviving process returns the list to the queues.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from roadie.config import Config
+from roadie.connection import Redis
+from roadie.keys import Keys
+from roadie.retry import add_dead
+from roadie.scripts import Scripts
+
+
+@dataclass(slots=True)
+class UnitOfWork:
+    queue_key: str
+    raw: bytes
+
+    def queue_name(self, keys: Keys) -> str:
+        return self.queue_key[len(keys.queue_prefix):]
+
+
+class Fetcher:
+    def __init__(self, redis: Redis, config: Config, keys: Keys, identity: str) -> None:
+        self.redis = redis
+        self.config = config
+        self.keys = keys
+        self.scripts = Scripts(redis)
+        self.inflight = keys.inflight(identity)
+        self._strict_keys = [keys.queue(q) for q in config.queue_names]
+        # Weighted order: each queue appears `weight` times (at least once);
+        # every fetch shuffles and de-duplicates, as Sidekiq does.
+        self._weighted: list[str] = []
+        for name, weight in config.queues:
+            self._weighted += [keys.queue(name)] * max(1, weight)
+        self.queue_keys = list(self._strict_keys)
+
+    def order(self) -> list[str]:
+        if self.config.strict:
+            return self._strict_keys
+        shuffled = random.sample(self._weighted, len(self._weighted))
+        return list(dict.fromkeys(shuffled))
+
+    def fetch(self, count: int = 1) -> list[UnitOfWork]:
+        """Take up to ``count`` jobs without blocking, in queue order."""
+        pairs = self.scripts.fetch(self.inflight, self.order(), count)
+        return [UnitOfWork(k, raw) for k, raw in pairs]
+
+    def fetch_blocking(self, queue_key: str, timeout_s: float) -> UnitOfWork | None:
+        """Wait up to ``timeout_s`` for a job on one queue (BLMOVE into in-flight)."""
+        raw = self.redis.blmove(queue_key, self.inflight, timeout_s, "RIGHT", "LEFT")
+        if raw is None:
+            return None
+        return UnitOfWork(queue_key, bytes(raw))
+
+    def ack(self, uow: UnitOfWork) -> None:
+        self.redis.lrem(self.inflight, 1, uow.raw)
+
+    def retry(self, uow: UnitOfWork, new_raw: bytes, at: float) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lrem(self.inflight, 1, uow.raw)
+        pipe.zadd(self.keys.retry, {new_raw: at})
+        pipe.execute()
+
+    def dead(self, uow: UnitOfWork, new_raw: bytes) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lrem(self.inflight, 1, uow.raw)
+        add_dead(pipe, self.keys, self.config, new_raw)
+        pipe.execute()
+
+    def requeue(self, uows: list[UnitOfWork]) -> None:
+        """Push unfinished jobs back to the front of their queues (shutdown)."""
+        if not uows:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for uow in uows:
+            pipe.lrem(self.inflight, 1, uow.raw)
+            pipe.rpush(uow.queue_key, uow.raw)
+        pipe.execute()

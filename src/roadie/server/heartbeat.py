@@ -1,0 +1,170 @@
+"""Heartbeat: the process hash Sidekiq's tools read, stats, running jobs, signals.
+
+Every ``heartbeat_interval_s`` (5 s, as Sidekiq 6) one MULTI writes the stats
+counters, the work hash (both ``<id>:work`` and Sidekiq 6.4's ``<id>:workers``),
+``processes`` and the ``<identity>`` hash (TTL 60 s), refreshes roadie's short
+liveness key, and pops one signal sent by a dashboard (TSTP, TERM, TTIN).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from roadie.config import Config
+from roadie.connection import Redis
+from roadie.keys import Keys
+from roadie.server.outage import TRANSIENT, Outage
+from roadie.server.state import State
+
+log = logging.getLogger("roadie")
+
+PROCESS_TTL_S = 60
+STATS_TTL_S = 5 * 365 * 24 * 3600
+VERSION = "0.1.0"
+
+
+def rss_kb() -> int:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def flush_stats(pipe: Any, keys: Keys, processed: int, failed: int, at: float) -> None:
+    day = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+    for name, n in (("processed", processed), ("failed", failed)):
+        if n:
+            pipe.incrby(keys.stat(name), n)
+            pipe.incrby(keys.stat_daily(name, day), n)
+            pipe.expire(keys.stat_daily(name, day), STATS_TTL_S)
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        redis: Redis,
+        config: Config,
+        keys: Keys,
+        state: State,
+        outage: Outage,
+        on_signal: Callable[[str], None],
+        on_first_beat: Callable[[], None],
+    ) -> None:
+        self.redis = redis
+        self.config = config
+        self.keys = keys
+        self.state = state
+        self.outage = outage
+        self.on_signal = on_signal
+        self.on_first_beat = on_first_beat
+        self.info = orjson.dumps(self.info_dict())
+        self.rtt_us = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="roadie.heartbeat", daemon=True)
+
+    def info_dict(self) -> dict[str, Any]:
+        host, pid, _ = self.state.identity.rsplit(":", 2)
+        return {
+            "hostname": host,
+            "started_at": self.state.started_at,
+            "pid": int(pid) if pid.isdigit() else os.getpid(),
+            "tag": self.config.tag,
+            "concurrency": self.config.concurrency,
+            "queues": list(self.config.queue_names),
+            "weights": [dict(self.config.queues)],
+            "labels": list(self.config.labels),
+            "identity": self.state.identity,
+            "version": f"roadie {VERSION}",
+            "embedded": False,
+        }
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.heartbeat_interval_s):
+            self.beat()
+
+    def beat(self) -> bool:
+        """One heartbeat; returns False (and keeps the counts) if Redis failed."""
+        processed, failed = self.state.take_counts()
+        try:
+            t0 = time.monotonic()
+            self.redis.ping()
+            self.rtt_us = int((time.monotonic() - t0) * 1_000_000)
+            now = time.time()
+            ident = self.state.identity
+            work = dict(self.state.work)
+            pipe = self.redis.pipeline(transaction=True)
+            flush_stats(pipe, self.keys, processed, failed, now)
+            pipe.unlink(self.keys.work(ident), self.keys.workers(ident))
+            if work:
+                for key in (self.keys.work(ident), self.keys.workers(ident)):
+                    pipe.hset(key, mapping=work)
+                    pipe.expire(key, PROCESS_TTL_S)
+            pipe.sadd(self.keys.processes, ident)
+            pipe.exists(self.keys.process(ident))
+            pipe.hset(self.keys.process(ident), mapping={
+                "info": self.info,
+                "busy": len(work),
+                "beat": repr(now),
+                "quiet": "true" if self.state.quiet.is_set() else "false",
+                "rss": rss_kb(),
+                "rtt_us": self.rtt_us,
+                "concurrency": self.config.concurrency,
+            })
+            pipe.expire(self.keys.process(ident), PROCESS_TTL_S)
+            pipe.rpop(self.keys.signals(ident))
+            pipe.set(self.keys.alive(ident), b"1", px=int(self.config.process_ttl_s * 1000))
+            pipe.sadd(self.keys.inflight_owners, ident)
+            results = pipe.execute()
+            self.outage.ok()
+        except TRANSIENT as exc:
+            self.state.restore_counts(processed, failed)
+            self.outage.failed(exc, "heartbeat")
+            return False
+        except Exception:
+            self.state.restore_counts(processed, failed)
+            log.exception("heartbeat failed")
+            return False
+        existed, signal = results[-6], results[-3]
+        if not existed:
+            self.on_first_beat()
+        if signal:
+            self.on_signal(signal.decode() if isinstance(signal, bytes) else str(signal))
+        return True
+
+    def clear(self) -> None:
+        """At clean exit: flush stats, leave ``processes``, drop work and liveness."""
+        processed, failed = self.state.take_counts()
+        ident = self.state.identity
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            flush_stats(pipe, self.keys, processed, failed, time.time())
+            pipe.srem(self.keys.processes, ident)
+            pipe.unlink(self.keys.work(ident), self.keys.workers(ident), self.keys.alive(ident))
+            pipe.execute()
+            # Leave the in-flight list to the janitor unless it is empty.
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.llen(self.keys.inflight(ident))
+            left = pipe.execute()[0]
+            if left == 0:
+                self.redis.srem(self.keys.inflight_owners, ident)
+        except Exception as exc:
+            log.error("could not clear this process's heartbeat (%s); its keys expire "
+                      "within %d s and the janitor recovers anything left", exc, PROCESS_TTL_S)

@@ -1,0 +1,132 @@
+"""The janitor: returns the in-flight jobs of dead processes to their queues.
+
+Every process runs one. Each cycle it lists the owners of in-flight lists
+(``roadie:inflight-owners``) and, for each whose liveness key has expired
+(``process_ttl_s`` after its last beat), moves its jobs back to the front of
+their queues with ``lua/recover.lua``, which re-checks liveness atomically.
+A job recovered ``max_crashes`` times in a row goes to the dead set instead:
+it is probably what kills its processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+from roadie import payload as pl
+from roadie.config import Config
+from roadie.connection import Redis
+from roadie.errors import JobCrashedProcess, MalformedPayload
+from roadie.keys import Keys
+from roadie.retry import CRASH_FIELD, record_error
+from roadie.scripts import Scripts
+from roadie.server.outage import TRANSIENT, Outage
+
+log = logging.getLogger("roadie")
+
+CHUNK = 200
+
+
+class Janitor:
+    def __init__(
+        self, redis: Redis, config: Config, keys: Keys, identity: str, outage: Outage,
+        stop: threading.Event,
+    ) -> None:
+        self.redis = redis
+        self.config = config
+        self.keys = keys
+        self.identity = identity
+        self.outage = outage
+        self.scripts = Scripts(redis)
+        self._stop = stop
+        self.thread = threading.Thread(target=self._run, name="roadie.janitor", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        wait = random.random() * self.config.janitor_interval_s
+        while not self._stop.wait(wait):
+            wait = self.config.janitor_interval_s * (0.5 + random.random())
+            try:
+                self.sweep()
+                self.outage.ok()
+            except TRANSIENT as exc:
+                self.outage.failed(exc, "janitor")
+            except Exception:
+                log.exception("janitor sweep failed; trying again next cycle")
+
+    def sweep(self) -> int:
+        """Recover every dead owner's jobs; returns how many jobs were handled."""
+        owners = [o.decode() for o in self.redis.smembers(self.keys.inflight_owners)]
+        owners = [o for o in owners if o != self.identity]
+        if not owners:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for owner in owners:
+            pipe.exists(self.keys.alive(owner))
+        alive = pipe.execute()
+        total = 0
+        for owner, is_alive in zip(owners, alive, strict=True):
+            if not is_alive:
+                total += self.recover(owner)
+        return total
+
+    def recover(self, owner: str) -> int:
+        lock = self.keys.recover_lock(owner)
+        if not self.redis.set(lock, self.identity, nx=True, ex=60):
+            return 0  # another janitor is on it
+        try:
+            handled, died = 0, 0
+            inflight = self.keys.inflight(owner)
+            while True:
+                raws = self.redis.lrange(inflight, -CHUNK, -1)
+                if not raws:
+                    break
+                entries = [self._entry(raw) for raw in raws]
+                now = pl.now()
+                n = self.scripts.recover(
+                    inflight, self.keys.alive(owner), self.keys.dead, now,
+                    now - self.config.dead_timeout_s, self.config.dead_max_jobs, entries,
+                )
+                if n < 0:
+                    log.info("process %s came back to life; leaving its jobs alone", owner)
+                    return handled
+                if n == 0:
+                    break  # entries vanished under us; nothing more to do now
+                handled += n
+                died += sum(1 for e in entries if e[1] == "d")
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.llen(inflight)
+            if pipe.execute()[0] == 0:
+                self.redis.srem(self.keys.inflight_owners, owner)
+            if handled:
+                log.warning(
+                    "recovered %d in-flight job(s) of dead process %s (%d to the dead set "
+                    "for crashing processes repeatedly)", handled, owner, died,
+                )
+            return handled
+        finally:
+            self.redis.delete(lock)
+
+    def _entry(self, raw: bytes) -> tuple[bytes, str, bytes, str | None]:
+        """What to do with one orphan: requeue it, or bury a repeat offender."""
+        try:
+            payload = pl.decode(raw)
+        except MalformedPayload:
+            return (raw, "d", raw, None)
+        crashes = payload.get(CRASH_FIELD)
+        crashes = (crashes if isinstance(crashes, int) else 0) + 1
+        queue = str(payload.get("queue") or "default")
+        if crashes >= self.config.max_crashes:
+            exc = JobCrashedProcess(
+                f"this job was running each of the {crashes} times in a row that its "
+                "process died (killed with -9, out of memory, or a crash in C code?); "
+                "roadie stopped recovering it so that it cannot take down more processes. "
+                "Fix the cause, then retry it from the dead set."
+            )
+            record_error(payload, exc, queue, pl.now())
+            return (raw, "d", pl.encode(payload), None)
+        payload[CRASH_FIELD] = crashes
+        return (raw, "q", pl.encode(payload), self.keys.queue(queue))

@@ -1,0 +1,222 @@
+"""The launcher owns one roadie process: processors, heartbeat, poller, janitor.
+
+Lifecycle: ``start()``; ``quiet()`` (TSTP: fetch nothing more); ``stop()``
+(TERM/INT: quiet, wait up to ``timeout_s`` for running jobs, push the rest back
+to the front of their queues, leave the process registry).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+import traceback
+from types import FrameType
+
+import redis as redis_lib
+
+from roadie.config import Config
+from roadie.connection import MIN_REDIS_VERSION, Redis, connect, redact, resolve_url, server_version
+from roadie.errors import RedisUnavailable
+from roadie.keys import Keys
+from roadie.middleware import Hooks
+from roadie.middleware import hooks as default_hooks
+from roadie.registry import Registry, default_registry
+from roadie.server.fetch import Fetcher, UnitOfWork
+from roadie.server.heartbeat import Heartbeat
+from roadie.server.janitor import Janitor
+from roadie.server.manager import Manager
+from roadie.server.outage import TRANSIENT, Outage
+from roadie.server.poller import Poller
+from roadie.server.processor import AsyncRunner, Processor
+from roadie.server.state import State
+
+log = logging.getLogger("roadie")
+
+
+class Launcher:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        hooks: Hooks | None = None,
+        registry: Registry | None = None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.config = config
+        self.hooks = hooks or default_hooks
+        self.registry = registry or default_registry
+        self.keys = Keys(config.namespace)
+        self.state = State()
+        self.url = redact(resolve_url(config.redis_url))
+        self.outage = Outage(self.url)
+        self.redis = redis or connect(
+            config,
+            max_connections=config.concurrency + 8,
+            blocking=True,
+        )
+        self.fetcher = Fetcher(self.redis, config, self.keys, self.state.identity)
+        self.background_stop = threading.Event()
+        self._async: AsyncRunner | None = None
+        self._async_lock = threading.Lock()
+        self.heartbeat = Heartbeat(
+            self.redis, config, self.keys, self.state, self.outage,
+            on_signal=self.remote_signal,
+            on_first_beat=lambda: self.hooks.fire("heartbeat"),
+        )
+        self.poller = Poller(
+            self.redis, config, self.keys, self.hooks, self.outage, self.background_stop
+        )
+        self.janitor = Janitor(
+            self.redis, config, self.keys, self.state.identity, self.outage,
+            self.background_stop,
+        )
+        self.manager = Manager(config.concurrency, self.state, self._processor)
+        self.quiet_requested = threading.Event()
+        self.stop_requested = threading.Event()
+        self.hard_stopped = False
+        self.requeued = 0
+
+    @property
+    def identity(self) -> str:
+        return self.state.identity
+
+    def _async_runner(self) -> AsyncRunner:
+        if self._async is None:
+            with self._async_lock:
+                if self._async is None:
+                    self._async = AsyncRunner()
+        return self._async
+
+    def _processor(self, index: int) -> Processor:
+        return Processor(
+            index, config=self.config, keys=self.keys, fetcher=self.fetcher,
+            state=self.state, hooks=self.hooks, registry=self.registry,
+            outage=self.outage, async_runner=self._async_runner,
+        )
+
+    # --- lifecycle -------------------------------------------------------------
+    def check_redis(self) -> None:
+        """Fail fast, with one clear line, when Redis is missing or too old."""
+        try:
+            info = self.redis.info("server")
+        except redis_lib.AuthenticationError as exc:
+            raise RedisUnavailable(f"Redis at {self.url} refused our credentials: {exc}") from None
+        except TRANSIENT as exc:
+            raise RedisUnavailable(
+                f"cannot reach Redis at {self.url} ({exc}). Start Redis, set REDIS_URL "
+                "(or --redis-url), or use embedded://.roadie for development."
+            ) from None
+        version = server_version(info)
+        if version < MIN_REDIS_VERSION:
+            need = ".".join(map(str, MIN_REDIS_VERSION))
+            have = ".".join(map(str, version))
+            raise RedisUnavailable(
+                f"Redis at {self.url} is version {have}; roadie needs {need} or newer"
+            )
+
+    def start(self) -> None:
+        self.check_redis()
+        if not self.config.redis_url_configured:
+            log.warning(
+                "no Redis URL configured (REDIS_URL, ROADIE_REDIS_URL, --redis-url or "
+                "roadie.toml); using the default %s", self.url,
+            )
+        if self.registry.names() == []:
+            log.warning("no job classes are registered: load your jobs' modules with -r")
+        if not self.heartbeat.beat():
+            raise RedisUnavailable(f"cannot write the first heartbeat to {self.url}")
+        self.hooks.fire("startup")
+        self.manager.start()
+        self.heartbeat.start()
+        self.poller.start()
+        self.janitor.start()
+        log.info(
+            "roadie %s started: %d processors, queues %s, Redis %s",
+            self.identity, self.config.concurrency,
+            ", ".join(f"{q},{w}" if w else q for q, w in self.config.queues), self.url,
+        )
+
+    def quiet(self) -> None:
+        if self.state.quiet.is_set():
+            return
+        log.info("quieting: no new jobs will be fetched")
+        self.state.quiet.set()
+        self.background_stop.set()
+        self.hooks.fire("quiet")
+
+    def stop(self) -> None:
+        """Quiet, wait up to ``timeout_s``, push back what is still running."""
+        log.info("shutting down (timeout %.1f s)", self.config.timeout_s)
+        self.state.stopping.set()
+        self.quiet()
+        deadline = time.monotonic() + self.config.timeout_s
+        finished = self.manager.join(deadline)
+        if not finished:
+            busy = self.manager.busy()
+            uows: list[UnitOfWork] = []
+            for p in busy:
+                p.abandoned = True
+                if p.current is not None:
+                    uows.append(p.current)
+            self.hard_stopped = True
+            try:
+                self.fetcher.requeue(uows)
+                self.requeued = len(uows)
+                for _ in uows:
+                    self.state.count(failed=True)
+                log.warning(
+                    "%d job(s) still running after %.1f s; pushed back to the front of "
+                    "their queues", len(uows), self.config.timeout_s,
+                )
+            except TRANSIENT as exc:
+                log.error("could not push back %d running job(s) (%s); the janitor of "
+                          "another process will recover them", len(uows), exc)
+        self.heartbeat.stop()
+        self.heartbeat.clear()
+        self.hooks.fire("shutdown")
+        if self._async is not None:
+            self._async.stop()
+        log.info("bye")
+
+    # --- signals -------------------------------------------------------------
+    def remote_signal(self, name: str) -> None:
+        """A signal sent through Redis (a dashboard's Quiet/Stop)."""
+        log.info("received %s from Redis", name)
+        self.handle_signal(name)
+
+    def handle_signal(self, name: str) -> None:
+        if name == "TSTP":
+            self.quiet_requested.set()
+        elif name in ("TERM", "INT"):
+            self.stop_requested.set()
+        elif name == "TTIN":
+            self.dump_threads()
+        else:
+            log.warning("ignoring unknown signal %r", name)
+
+    def dump_threads(self) -> None:
+        frames = sys._current_frames()
+        for thread in threading.enumerate():
+            frame = frames.get(thread.ident or -1)
+            stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)\n"
+            log.warning("thread %s\n%s", thread.name, stack)
+
+    def install_signal_handlers(self) -> None:
+        def on_os_signal(signum: int, _frame: FrameType | None) -> None:
+            self.handle_signal(signal.Signals(signum).name.removeprefix("SIG"))
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN):
+            signal.signal(sig, on_os_signal)
+
+    def run(self) -> int:
+        """Start, serve until TERM/INT, stop; returns the exit code (0)."""
+        self.install_signal_handlers()
+        self.start()
+        while not self.stop_requested.wait(0.2):
+            if self.quiet_requested.is_set() and not self.state.quiet.is_set():
+                self.quiet()
+        self.stop()
+        return 0

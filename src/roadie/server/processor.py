@@ -1,0 +1,239 @@
+"""One processor: a thread looping fetch -> decode -> middleware -> perform -> outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from roadie import payload as pl
+from roadie.config import Config
+from roadie.errors import MalformedPayload, UnknownJobError
+from roadie.job import Job
+from roadie.keys import Keys
+from roadie.log import tid as make_tid
+from roadie.middleware import Hooks
+from roadie.registry import Registry
+from roadie.retry import decide, safe_message
+from roadie.server.fetch import Fetcher, UnitOfWork
+from roadie.server.outage import TRANSIENT, Backoff, Outage
+from roadie.server.state import State
+
+log = logging.getLogger("roadie")
+T = TypeVar("T")
+
+#: Longest a blocking fetch waits, so that a quiet or stop is noticed quickly.
+BLOCK_TIMEOUT_S = 2.0
+
+
+class AsyncRunner:
+    """One event loop thread on which every ``async def perform`` runs."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="roadie.asyncio", daemon=True
+        )
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+class Processor:
+    def __init__(
+        self,
+        index: int,
+        *,
+        config: Config,
+        keys: Keys,
+        fetcher: Fetcher,
+        state: State,
+        hooks: Hooks,
+        registry: Registry,
+        outage: Outage,
+        async_runner: Callable[[], AsyncRunner],
+    ) -> None:
+        self.index = index
+        self.config = config
+        self.keys = keys
+        self.fetcher = fetcher
+        self.state = state
+        self.hooks = hooks
+        self.registry = registry
+        self.outage = outage
+        self.async_runner = async_runner
+        self.current: UnitOfWork | None = None
+        #: Set by the launcher when it has pushed ``current`` back at shutdown:
+        #: this processor must then write no outcome for it.
+        self.abandoned = False
+        self.thread = threading.Thread(
+            target=self.run, name=f"roadie.processor-{index}", daemon=True
+        )
+        nq = len(fetcher.queue_keys)
+        # Idle processors block on the queues in turn, so that every queue has a
+        # waiter and a job pushed to any of them starts at once.
+        self._block_keys = [fetcher.queue_keys[(index + i) % nq] for i in range(nq)]
+        self._block_timeout = BLOCK_TIMEOUT_S if config.concurrency >= nq else min(
+            BLOCK_TIMEOUT_S, max(0.05, 1.0 / nq)
+        )
+        self._turn = 0
+        self.tid = ""
+
+    def start(self) -> None:
+        self.thread.start()
+
+    # --- the loop ------------------------------------------------------------
+    def run(self) -> None:
+        self.tid = make_tid()
+        backoff = Backoff()
+        try:
+            while not self.state.quiet.is_set():
+                try:
+                    uow = self._next()
+                    self.outage.ok()
+                    backoff.reset()
+                except TRANSIENT as exc:
+                    self.outage.failed(exc, "fetch")
+                    backoff.wait(self.state.quiet)
+                    continue
+                if uow is None:
+                    continue
+                self.current = uow
+                if self.state.stopping.is_set():
+                    self._redis_retry(partial(self.fetcher.requeue, [uow]), "requeue")
+                else:
+                    self.process(uow)
+                self.current = None
+        except BaseException:
+            log.exception("processor %s crashed; it will be replaced", self.thread.name)
+            uow = self.current
+            if uow is not None and not self.abandoned:
+                try:
+                    self.fetcher.requeue([uow])
+                except Exception:
+                    log.exception("could not requeue the job of a crashed processor; "
+                                  "the janitor will recover it if this process dies")
+            raise
+
+    def _next(self) -> UnitOfWork | None:
+        got = self.fetcher.fetch(1)
+        if got:
+            return got[0]
+        key = self._block_keys[self._turn % len(self._block_keys)]
+        self._turn += 1
+        return self.fetcher.fetch_blocking(key, self._block_timeout)
+
+    # --- one job ---------------------------------------------------------------
+    def process(self, uow: UnitOfWork) -> None:
+        queue = uow.queue_name(self.keys)
+        self.state.start_work(self.tid, queue, uow.raw)
+        try:
+            self._process(uow, queue)
+        finally:
+            self.state.end_work(self.tid)
+
+    def _process(self, uow: UnitOfWork, queue: str) -> None:
+        try:
+            payload = pl.decode(uow.raw)
+        except MalformedPayload as exc:
+            log.error("%s; moved to the dead set as it was", exc,
+                      extra={"roadie": {"queue": queue}})
+            self._write_outcome(lambda: self.fetcher.dead(uow, uow.raw))
+            self.state.count(failed=True)
+            return
+        ctx: dict[str, Any] = {"class": pl.display_class(payload), "jid": payload.get("jid")}
+        tags = payload.get("tags")
+        if tags:
+            ctx["tags"] = tags
+        log.info("start", extra={"roadie": ctx})
+        t0 = time.monotonic()
+        job_cls: type[Job] | None = None
+        try:
+            job_cls, args = self.resolve(payload)
+            job = job_cls()
+            job.jid = str(payload.get("jid", ""))
+            job.payload = payload
+            self.hooks.run_server(job, payload, queue, lambda: self._perform(job, args))
+        except BaseException as exc:
+            ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
+            log.info("fail", extra={"roadie": ctx})
+            # An unknown class is a deployment matter: its traceback would only be noise.
+            trace = None if isinstance(exc, UnknownJobError) else exc
+            log.warning("%s: %s", type(exc).__name__, safe_message(exc), exc_info=trace,
+                        extra={"roadie": ctx})
+            self.hooks.report_error(exc, {"context": "Job raised exception",
+                                          "job": payload, "queue": queue})
+            self.fail(uow, payload, exc, queue, job_cls)
+            self.state.count(failed=True)
+        else:
+            ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
+            log.info("done", extra={"roadie": ctx})
+            self._write_outcome(lambda: self.fetcher.ack(uow))
+            self.state.count(failed=False)
+
+    def resolve(self, payload: pl.Payload) -> tuple[type[Job], list[Any]]:
+        name = payload["class"]
+        args: list[Any] = payload["args"]
+        wrapped = payload.get("wrapped")
+        if name in pl.ACTIVEJOB_WRAPPERS and isinstance(wrapped, str):
+            name = wrapped
+            if args and isinstance(args[0], dict) and isinstance(args[0].get("arguments"), list):
+                args = args[0]["arguments"]
+        return self.registry.get(name), args
+
+    def _perform(self, job: Job, args: list[Any]) -> None:
+        if type(job).is_async:
+            self.async_runner().run(job.perform(*args))
+        else:
+            job.perform(*args)
+
+    def fail(
+        self,
+        uow: UnitOfWork,
+        payload: pl.Payload,
+        exc: BaseException,
+        queue: str,
+        job_cls: type[Job] | None,
+    ) -> None:
+        outcome = decide(payload, exc, queue, self.config, job_cls)
+        if outcome.action == "retry":
+            raw = pl.encode(outcome.payload)
+            self._write_outcome(lambda: self.fetcher.retry(uow, raw, outcome.retry_at))
+        elif outcome.action == "dead":
+            raw = pl.encode(outcome.payload)
+            self._write_outcome(lambda: self.fetcher.dead(uow, raw))
+            log.warning("Adding dead %s job %s", pl.display_class(payload), payload.get("jid"))
+        else:
+            self._write_outcome(lambda: self.fetcher.ack(uow))
+        if outcome.died:
+            self.hooks.report_death(outcome.payload, exc)
+
+    # --- writing outcomes through outages -----------------------------------
+    def _write_outcome(self, write: Callable[[], object]) -> None:
+        if self.abandoned:
+            return
+        self._redis_retry(write, "outcome")
+
+    def _redis_retry(self, op: Callable[[], T], where: str) -> T | None:
+        """Retry ``op`` through a Redis outage; give up only if this job was abandoned."""
+        backoff = Backoff()
+        while True:
+            try:
+                result = op()
+                self.outage.ok()
+                return result
+            except TRANSIENT as exc:
+                self.outage.failed(exc, where)
+                if self.abandoned:
+                    return None
+                backoff.wait(threading.Event())
+
+

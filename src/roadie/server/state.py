@@ -1,0 +1,64 @@
+"""State shared by the threads of one roadie process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import orjson
+
+
+def make_identity() -> str:
+    """``<hostname>:<pid>:<12 hex>``, as Sidekiq names a process."""
+    host = os.environ.get("DYNO") or socket.gethostname()
+    return f"{host}:{os.getpid()}:{os.urandom(6).hex()}"
+
+
+class State:
+    def __init__(self, identity: str | None = None) -> None:
+        self.identity = identity or make_identity()
+        self.started_at = time.time()
+        #: Set by TSTP (or the first step of TERM): fetch nothing more.
+        self.quiet = threading.Event()
+        #: Set by TERM/INT: the process is shutting down.
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._processed = 0
+        self._failed = 0
+        #: tid -> work entry JSON (what the heartbeat writes to <identity>:work).
+        self.work: dict[str, bytes] = {}
+
+    def count(self, *, failed: bool) -> None:
+        with self._lock:
+            self._processed += 1
+            if failed:
+                self._failed += 1
+
+    def take_counts(self) -> tuple[int, int]:
+        with self._lock:
+            p, f = self._processed, self._failed
+            self._processed = self._failed = 0
+            return p, f
+
+    def restore_counts(self, processed: int, failed: int) -> None:
+        with self._lock:
+            self._processed += processed
+            self._failed += failed
+
+    def start_work(self, tid: str, queue: str, raw: bytes) -> None:
+        entry: dict[str, Any] = {
+            "queue": queue,
+            "payload": raw.decode("utf-8", "replace"),
+            "run_at": int(time.time()),
+        }
+        self.work[tid] = orjson.dumps(entry)
+
+    def end_work(self, tid: str) -> None:
+        self.work.pop(tid, None)
+
+    @property
+    def busy(self) -> int:
+        return len(self.work)
