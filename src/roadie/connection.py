@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from roadie.config import Config
 from roadie.errors import ConfigError
@@ -45,6 +47,10 @@ def connect(
         "decode_responses": False,
         "health_check_interval": 0,
         "retry_on_timeout": False,
+        # redis-py 8 retries 10 times with growing waits by default, which hides an
+        # outage for a minute. One immediate retry replaces a connection that went
+        # stale (a Redis restart); past that, roadie's loops handle the outage.
+        "retry": Retry(NoBackoff(), 1),
     }
     if max_connections is not None:
         options["max_connections"] = max_connections

@@ -1,0 +1,32 @@
+# Developer and CI entry points. Everything runs inside $(VENV), created on demand:
+# a fresh clone needs only Python 3.11+ (`make test` brings its own redis-server).
+
+PYTHON ?= python3
+VENV ?= .venv
+PYTEST_ARGS ?=
+# Touched after a successful install; pyproject.toml changes make it stale.
+STAMP := $(VENV)/.roadie-installed
+
+.PHONY: venv demo test lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(VENV)/bin/python examples/demo.py
+
+test: venv
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
+
+# Leaves $(VENV) and .roadie/ alone: the latter holds the embedded server's data.
+clean:
+	rm -rf build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

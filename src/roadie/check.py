@@ -1,0 +1,192 @@
+"""``roadie check``: is Redis running, reachable, and fit to hold jobs?
+
+Written for someone setting roadie up for the first time: every failure is one
+plain sentence that says what to do next, never a traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+from typing import Any, TextIO
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from roadie.config import Config
+from roadie.connection import MIN_REDIS_VERSION, connect, redact, server_version
+from roadie.errors import ConfigError, RedisUnavailable
+
+PINGS = 10
+_FIX = "start Redis or set REDIS_URL (or use embedded://.roadie for development)"
+
+
+def run_check(config: Config, out: TextIO) -> int:
+    """Print a short report on the configured Redis; 0 if usable, 1 if not."""
+    _line(out, "Redis URL", redact(config.redis_url))
+    if not config.redis_url_configured:
+        print(
+            "  (no Redis URL was configured, so the default is used; set REDIS_URL, "
+            "--redis-url or redis_url in roadie.toml)",
+            file=out,
+        )
+    client: redis.Redis | None = None
+    try:
+        # No retries: a check should report the first failure, not back off for seconds.
+        client = connect(config, retry=Retry(NoBackoff(), 0))
+        where = _location(client)
+        if config.redis_url.startswith("embedded:"):
+            _line(out, "embedded server", where)
+        warnings = _report(client, out)
+    except ConfigError as exc:
+        return _fail(out, f"bad Redis URL: {exc}")
+    except RedisUnavailable as exc:  # the embedded server could not be started
+        return _fail(out, str(exc))
+    except redis.RedisError as exc:
+        return _fail(out, _explain(exc, client, config))
+    except Exception as exc:  # a check must never end in a traceback
+        return _fail(out, f"unexpected {type(exc).__name__}: {exc}")
+    finally:
+        if client is not None:
+            client.close()
+    if warnings is None:
+        return 1  # _report said why
+    note = f" ({warnings} warning{'s' if warnings != 1 else ''} above)" if warnings else ""
+    print(f"OK: Redis is reachable and supported{note}", file=out)
+    return 0
+
+
+def _line(out: TextIO, label: str, value: object) -> None:
+    print(f"{label + ':':<18}{value}", file=out)
+
+
+def _report(client: redis.Redis, out: TextIO) -> int | None:
+    """Print the facts; return the number of warnings, or None if Redis is unusable."""
+    warnings: list[str] = []
+    client.ping()  # connection and auth problems surface here, before anything else
+    info = client.info()
+    version = server_version(info)
+    shown = ".".join(map(str, version))
+    needed = ".".join(map(str, MIN_REDIS_VERSION))
+    name = f"Valkey {_text(info['valkey_version'])} (Redis {shown})" if (
+        "valkey_version" in info
+    ) else f"Redis {shown}"
+    if version < MIN_REDIS_VERSION:
+        _line(out, "server", f"{name} (too old)")
+        _fail(out, f"{name} is too old: roadie needs Redis {needed} or newer; upgrade it")
+        return None
+    _line(out, "server", f"{name} (supported; roadie needs >= {needed})")
+    if _text(info.get("role", "master")) != "master":
+        warnings.append("this server is a read-only replica: pushing jobs will fail")
+
+    policy = _config_get(client, "maxmemory-policy") or _text(info.get("maxmemory_policy"))
+    _line(out, "maxmemory-policy", policy or "unknown (CONFIG GET refused)")
+    if policy and policy != "noeviction":
+        warnings.append(
+            f"maxmemory-policy is {policy}: eviction silently deletes jobs; "
+            "set maxmemory-policy noeviction"
+        )
+
+    aof = bool(int(info.get("aof_enabled", 0)))
+    fsync = _config_get(client, "appendfsync")
+    save = _config_get(client, "save")
+    aof_text = f"AOF on (appendfsync {fsync or 'unknown'})" if aof else "AOF off"
+    if save is None:
+        rdb_text = "RDB save unknown (CONFIG GET refused)"
+    else:
+        rdb_text = f"RDB save {save!r}" if save.strip() else "RDB snapshots off"
+    _line(out, "persistence", f"{aof_text}; {rdb_text}")
+    if not aof and save is not None and not save.strip():
+        warnings.append("no persistence: a Redis restart loses every queued job")
+
+    _line(out, "latency", f"{_latency_ms(client):.3f} ms (median of {PINGS} PINGs)")
+    maxmemory = int(info.get("maxmemory", 0) or 0)
+    limit = _text(info.get("maxmemory_human")) if maxmemory else "no limit"
+    _line(out, "memory used", f"{_text(info.get('used_memory_human', '?'))} (maxmemory: {limit})")
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=out)
+    return len(warnings)
+
+
+def _fail(out: TextIO, message: str) -> int:
+    print(f"FAIL: {message}", file=out)
+    return 1
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return "" if value is None else str(value)
+
+
+def _config_get(client: redis.Redis, name: str) -> str | None:
+    """One CONFIG GET value; None where it is refused, as on many managed services."""
+    try:
+        reply = client.config_get(name)
+    except redis.ResponseError:
+        return None
+    for key, value in reply.items():
+        if _text(key) == name:
+            return _text(value)
+    return None
+
+
+def _latency_ms(client: redis.Redis) -> float:
+    samples = []
+    for _ in range(PINGS):
+        started = time.perf_counter()
+        client.ping()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def _location(client: redis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix socket {kwargs['path']}"
+    return f"{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _explain(exc: redis.RedisError, client: redis.Redis | None, config: Config) -> str:
+    """One sentence for a Redis failure: what happened and what to do about it."""
+    where = _location(client) if client is not None else redact(config.redis_url)
+    causes = _causes(exc)
+    if isinstance(exc, redis.AuthenticationError) or (
+        isinstance(exc, redis.ResponseError) and "AUTH" in str(exc).upper()
+    ):
+        return (
+            f"authentication failed at {where}: {exc}; check the user and password in "
+            "the Redis URL (redis://user:password@host:port/db)"
+        )
+    if isinstance(exc, redis.TimeoutError):
+        return (
+            f"timed out talking to {where} (connect timeout {config.connect_timeout_s:g}s, "
+            f"socket timeout {config.socket_timeout_s:g}s): the server is stalled or a "
+            "firewall drops the packets"
+        )
+    if isinstance(exc, redis.BusyLoadingError):
+        return f"Redis at {where} is still loading its data into memory; try again shortly"
+    if isinstance(exc, redis.ConnectionError):
+        if any(isinstance(c, ConnectionRefusedError) for c in causes) or (
+            "refused" in str(exc).lower()
+        ):
+            return f"nothing listens at {where}; {_FIX}"
+        if any(isinstance(c, FileNotFoundError) for c in causes):
+            return f"no Redis socket at {where}; {_FIX}"
+        if any(isinstance(c, socket.gaierror) for c in causes):
+            return f"cannot resolve the host of {where}; check the host name in the Redis URL"
+        return f"cannot connect to {where}: {exc}"
+    if "DB index" in str(exc):
+        return f"Redis at {where} has no such database ({exc}); check the /db number in the URL"
+    return f"Redis at {where} answered with an error: {exc}"

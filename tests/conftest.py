@@ -1,0 +1,63 @@
+"""Fixtures every test can use to reach a real Redis.
+
+``REDIS_URL`` set: the suite uses that server as given (CI points it at the machine's
+Redis, e.g. redis://127.0.0.1:6379/14). Not set: the suite starts one private
+redis-server for the whole session, so a fresh checkout needs no Redis install.
+Either way each test starts from an empty database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from roadie.config import Config
+from roadie.embedded import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the Redis shared by the session's tests."""
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    server = RedisServer(directory=tmp_path_factory.mktemp("session-redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    """A raw (bytes) client on an emptied database."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def config(redis_url: str, r: redis.Redis) -> Config:
+    """A ``Config`` for the session's Redis. Depends on ``r`` so the database is empty
+    even for tests that never touch the raw client."""
+    return Config(redis_url=redis_url, redis_url_configured=True)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server (AOF on) that the test may stop, kill, restart or pause."""
+    server = RedisServer(directory=tmp_path / "redis", appendonly=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
