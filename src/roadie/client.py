@@ -108,7 +108,12 @@ class Client:
         """
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        prepared = [self._prepare(item) for item in items]
+        # One created_at for the whole batch, as Sidekiq does.
+        created_at = pl.now()
+        prepared = [
+            self._prepare(item if "created_at" in item else {**item, "created_at": created_at})
+            for item in items
+        ]
         ready = [p for p in prepared if p is not None]
         for start in range(0, len(ready), batch_size):
             self._write(ready[start : start + batch_size])
@@ -145,7 +150,7 @@ def push(
     **options: Any,
 ) -> str | None:
     """Push a job by name: ``roadie.push("HardJob", args=[1], queue="ruby")``."""
-    item: dict[str, Any] = {**options, "class": job_class, "args": list(args)}
+    item: dict[str, Any] = {**options, "args": list(args), "class": job_class}
     if queue is not None:
         item["queue"] = queue
     if at is not None and at > time.time():

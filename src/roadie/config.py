@@ -126,10 +126,19 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if name not in _FIELDS or name in ("extra", "redis_url_configured"):
         raise ConfigError(f"unknown setting {name!r} in {source}")
     try:
+        # int(2.5) would silently truncate, int(inf) raises OverflowError, and
+        # int(True)/float(False) would turn a TOML bool into a number.
+        if (name in _INT or name in _FLOAT) and isinstance(value, bool):
+            raise ValueError(value)
+        if name in _INT and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
         if name in _INT:
             return int(value)
         if name in _FLOAT:
-            return None if value in (None, "") else float(value)
+            # Only an optional setting may be left empty; "" elsewhere is an error.
+            if value in (None, "") and name == "poll_interval_fixed_s":
+                return None
+            return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name!r} in {source} must be a number, got {value!r}") from None
     if name == "queues":

@@ -7,9 +7,11 @@ from or written to Redis. Raw bytes are kept as read so that removals by value
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,6 +33,12 @@ ACTIVEJOB_WRAPPERS = frozenset(
 # Epoch values above this are milliseconds (Sidekiq 8 writes integer ms);
 # 1e11 seconds is the year 5138, 1e11 ms is 1973.
 _MS_THRESHOLD = 1e11
+
+# orjson reads an integer outside the 64-bit range as a float, silently losing digits
+# (Ruby writes Bignums as plain digits, and encode() writes them too). Such an
+# integer has at least 19 digits; entries with a run that long are read again by json.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_B = re.compile(rb"[0-9]{19}")
 
 
 def new_jid() -> str:
@@ -85,6 +93,10 @@ def decode(raw: bytes | str) -> Payload:
         raise MalformedPayload(
             f"queue entry is JSON but not an object (got {type(payload).__name__})"
         )
+    wide = _LONG_DIGITS_B.search(raw) if isinstance(raw, bytes) else _LONG_DIGITS.search(raw)
+    if wide:
+        with contextlib.suppress(ValueError, RecursionError):
+            payload = dict(json.loads(raw))
     cls = payload.get("class")
     if not isinstance(cls, str) or not cls:
         raise MalformedPayload("job payload has no 'class' string")
@@ -117,7 +129,10 @@ def check_args(args: Sequence[Any], job_name: str) -> None:
     stack: list[tuple[Any, str]] = [(a, f"[{i}]") for i, a in enumerate(args)]
     while stack:
         value, path = stack.pop()
-        if value is None or isinstance(value, (bool, int, str)):
+        if isinstance(value, str):
+            _check_utf8(value, job_name, f"argument {_where(path)}")
+            continue
+        if value is None or isinstance(value, (bool, int)):
             continue
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -136,6 +151,7 @@ def check_args(args: Sequence[Any], job_name: str) -> None:
                         f"{job_name}: argument {_where(path)} has a non-string key {k!r} "
                         f"({type(k).__name__}); JSON object keys must be str"
                     )
+                _check_utf8(k, job_name, f"a key of argument {_where(path)}")
                 stack.append((v, f"{path}[{k!r}]"))
             continue
         raise ArgumentTypeError(
@@ -145,6 +161,21 @@ def check_args(args: Sequence[Any], job_name: str) -> None:
             "dict with str keys. Pass an id or a plain value instead of the object "
             "(e.g. user.id rather than user; an ISO string or epoch for a datetime)."
         )
+
+
+def _check_utf8(text: str, job_name: str, what: str) -> None:
+    # A lone surrogate (e.g. a file name decoded with errors="surrogateescape") has no
+    # UTF-8 form: encode() would fail later with a bare UnicodeEncodeError.
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ArgumentTypeError(
+            f"{job_name}: {what} is a str holding a lone surrogate "
+            f"({text[exc.start]!r} at index {exc.start}), which UTF-8 JSON cannot carry; "
+            "decode the original bytes with errors='replace', or pass them as base64 text"
+        ) from None
 
 
 def _short_repr(value: Any) -> str:

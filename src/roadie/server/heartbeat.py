@@ -95,6 +95,10 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
+        # Wait for a beat in progress: finishing after clear() would put a stopped
+        # process back into `processes`.
+        if self.thread.ident is not None and self.thread is not threading.current_thread():
+            self.thread.join(self.config.socket_timeout_s + self.config.connect_timeout_s)
 
     def _run(self) -> None:
         while not self._stop.wait(self.config.heartbeat_interval_s):

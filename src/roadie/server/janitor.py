@@ -81,7 +81,9 @@ class Janitor:
             handled, died = 0, 0
             inflight = self.keys.inflight(owner)
             while True:
-                raws = self.redis.lrange(inflight, -CHUNK, -1)
+                # Newest first: each chunk is RPUSHed after the previous one, so the
+                # oldest jobs (at the list's tail) must come last to run first.
+                raws = self.redis.lrange(inflight, 0, CHUNK - 1)
                 if not raws:
                     break
                 entries = [self._entry(raw) for raw in raws]

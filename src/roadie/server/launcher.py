@@ -126,9 +126,9 @@ class Launcher:
             )
         if self.registry.names() == []:
             log.warning("no job classes are registered: load your jobs' modules with -r")
+        self.hooks.fire("startup")
         if not self.heartbeat.beat():
             raise RedisUnavailable(f"cannot write the first heartbeat to {self.url}")
-        self.hooks.fire("startup")
         self.manager.start()
         self.heartbeat.start()
         self.poller.start()

@@ -29,6 +29,18 @@ T = TypeVar("T")
 #: Longest a blocking fetch waits, so that a quiet or stop is noticed quickly.
 BLOCK_TIMEOUT_S = 2.0
 
+#: Class options that shape what a failure leads to.
+RETRY_OPTIONS = ("retry", "retry_queue", "dead", "backtrace", "retry_for")
+
+
+async def _guard(coro: Any) -> tuple[bool, Any]:
+    # SystemExit or KeyboardInterrupt escaping a task would stop the event loop
+    # and hang every async job; carry any exception back to the processor instead.
+    try:
+        return True, await coro
+    except BaseException as exc:
+        return False, exc
+
 
 class AsyncRunner:
     """One event loop thread on which every ``async def perform`` runs."""
@@ -41,7 +53,10 @@ class AsyncRunner:
         self.thread.start()
 
     def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        ok, value = asyncio.run_coroutine_threadsafe(_guard(coro), self.loop).result()
+        if not ok:
+            raise value
+        return value
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -107,7 +122,9 @@ class Processor:
                 if uow is None:
                     continue
                 self.current = uow
-                if self.state.stopping.is_set():
+                # Quiet came while this processor waited in a blocking fetch: the
+                # job goes back to the front of its queue, as in Sidekiq.
+                if self.state.quiet.is_set():
                     self._redis_retry(partial(self.fetcher.requeue, [uow]), "requeue")
                 else:
                     self.process(uow)
@@ -203,6 +220,12 @@ class Processor:
         queue: str,
         job_cls: type[Job] | None,
     ) -> None:
+        if job_cls is not None:
+            # A payload pushed by name (another codebase, Ruby) lacks the class's
+            # options: the class's retry policy applies where the payload is silent.
+            for key in RETRY_OPTIONS:
+                if key not in payload and key in job_cls.options:
+                    payload[key] = job_cls.options[key]
         outcome = decide(payload, exc, queue, self.config, job_cls)
         if outcome.action == "retry":
             raw = pl.encode(outcome.payload)

@@ -1,0 +1,113 @@
+"""Helpers shared by the integration tests (not a test module itself)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from roadie.config import Config
+from roadie.keys import Keys
+from roadie.middleware import Hooks
+from roadie.registry import Registry
+from roadie.server.fetch import Fetcher
+from roadie.server.outage import Outage
+from roadie.server.processor import AsyncRunner, Processor
+from roadie.server.state import State
+
+IDENTITY = "testhost:4242:abcdefabcdef"
+
+
+def loads(raw: bytes) -> dict[str, Any]:
+    """Decode a payload keeping its key order (dicts preserve insertion order)."""
+    value = json.loads(raw)
+    assert isinstance(value, dict)
+    return value
+
+
+def compact(payload: dict[str, Any]) -> bytes:
+    """What Ruby's JSON.generate would write for ``payload``."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# Commands a new connection sends before doing any work.
+_HANDSHAKE = frozenset({"HELLO", "AUTH", "SELECT", "CLIENT"})
+
+
+class CommandLog:
+    """Records the commands Redis executes in one database, using MONITOR.
+
+    ``commands()`` issues a unique ECHO and returns every command seen in the
+    database since the log was opened, up to that marker: no sleeping involved.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.db = int(client.connection_pool.connection_kwargs.get("db", 0))
+        self._monitor: Any = None
+
+    def __enter__(self) -> CommandLog:
+        self._monitor = self.client.monitor()
+        self._monitor.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._monitor.__exit__(*exc)
+
+    def commands(self) -> list[list[str]]:
+        marker = f"roadie-test-marker-{os.urandom(6).hex()}"
+        self.client.echo(marker)
+        seen: list[list[str]] = []
+        while True:
+            entry = self._monitor.next_command()
+            text = str(entry["command"])
+            if marker in text:
+                return seen
+            words = text.split(" ", 2)
+            words[0] = words[0].upper()
+            if int(entry.get("db", -1)) == self.db and words[0] not in _HANDSHAKE:
+                seen.append(words)
+
+
+class AsyncRunners:
+    """Hands out one lazily-started ``AsyncRunner`` (as the launcher does)."""
+
+    def __init__(self) -> None:
+        self.runner: AsyncRunner | None = None
+
+    def __call__(self) -> AsyncRunner:
+        if self.runner is None:
+            self.runner = AsyncRunner()
+        return self.runner
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner.thread.join(5)
+
+
+def make_processor(
+    r: redis.Redis,
+    config: Config,
+    registry: Registry,
+    *,
+    hooks: Hooks | None = None,
+    async_runner: Callable[[], AsyncRunner] | None = None,
+    identity: str = IDENTITY,
+) -> Processor:
+    """A processor wired like the launcher wires one, but not started."""
+    keys = Keys(config.namespace)
+    return Processor(
+        0,
+        config=config,
+        keys=keys,
+        fetcher=Fetcher(r, config, keys, identity),
+        state=State(identity),
+        hooks=hooks or Hooks(),
+        registry=registry,
+        outage=Outage("redis://test"),
+        async_runner=async_runner or AsyncRunners(),
+    )

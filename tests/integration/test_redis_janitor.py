@@ -1,0 +1,190 @@
+"""server.janitor.Janitor: in-flight jobs of dead processes go back to their queues."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import orjson
+import redis
+from integration_support import loads
+
+from roadie.client import Client
+from roadie.config import Config
+from roadie.keys import Keys
+from roadie.middleware import Hooks
+from roadie.server.fetch import Fetcher
+from roadie.server.janitor import CHUNK, Janitor
+from roadie.server.outage import Outage
+
+ME = "survivor:1:111111111111"
+DEAD = "crashed:2:222222222222"
+LIVE = "running:3:333333333333"
+
+
+def janitor(r: redis.Redis, config: Config) -> Janitor:
+    return Janitor(r, config, Keys(config.namespace), ME, Outage("redis://test"),
+                   threading.Event())
+
+
+def in_flight(r: redis.Redis, config: Config, owner: str, *jobs: list[Any]) -> list[bytes]:
+    """Push jobs and let ``owner`` fetch them all, as a process that then died."""
+    client = Client(config, hooks=Hooks())
+    for args in jobs:
+        client.push({"args": args, "class": "Work"})
+    r.sadd("roadie:inflight-owners", owner)
+    fetched = Fetcher(r, config, Keys(config.namespace), owner).fetch(len(jobs))
+    return [u.raw for u in fetched]
+
+
+def test_jobs_of_a_dead_owner_go_to_the_tail_of_their_queue(
+    r: redis.Redis, config: Config
+) -> None:
+    raws = in_flight(r, config, DEAD, [1], [2], [3])
+    Client(config, hooks=Hooks()).push({"args": ["new"], "class": "Work"})
+
+    assert janitor(r, config).sweep() == 3
+
+    assert r.exists(f"roadie:inflight:{DEAD}") == 0
+    taken = [loads(r.rpop("queue:default")) for _ in range(4)]
+    # The recovered jobs run first, in their original order, then the newcomer.
+    assert [p["args"] for p in taken] == [[1], [2], [3], ["new"]]
+    for payload, raw in zip(taken[:3], raws, strict=True):
+        assert payload["roadie_crashes"] == 1
+        assert {k: v for k, v in payload.items() if k != "roadie_crashes"} == loads(raw)
+    assert "roadie_crashes" not in taken[3]
+    assert r.smembers("roadie:inflight-owners") == set()
+
+
+def test_crash_count_grows_with_each_recovery(r: redis.Redis, config: Config) -> None:
+    config = config.replace(max_crashes=5)
+    in_flight(r, config, DEAD, [1])
+    janitor(r, config).sweep()
+    r.sadd("roadie:inflight-owners", "crashed:9:999999999999")
+    Fetcher(r, config, Keys(), "crashed:9:999999999999").fetch(1)
+
+    assert janitor(r, config).sweep() == 1
+
+    assert loads(r.rpop("queue:default"))["roadie_crashes"] == 2
+
+
+def test_a_live_owner_is_left_alone(r: redis.Redis, config: Config) -> None:
+    raws = in_flight(r, config, LIVE, [1])
+    r.set(f"roadie:alive:{LIVE}", b"1", px=15_000)
+
+    assert janitor(r, config).sweep() == 0
+
+    assert r.lrange(f"roadie:inflight:{LIVE}", 0, -1) == raws
+    assert r.exists("queue:default") == 0
+    assert r.smembers("roadie:inflight-owners") == {LIVE.encode()}
+
+
+def test_the_janitor_never_recovers_its_own_process(r: redis.Redis, config: Config) -> None:
+    raws = in_flight(r, config, ME, [1])  # no liveness key yet (first beat pending)
+
+    assert janitor(r, config).sweep() == 0
+
+    assert r.lrange(f"roadie:inflight:{ME}", 0, -1) == raws
+
+
+def test_a_job_at_max_crashes_is_buried_with_a_clear_error(
+    r: redis.Redis, config: Config
+) -> None:
+    config = config.replace(max_crashes=3)
+    client = Client(config, hooks=Hooks())
+    client.push({"args": ["poison"], "class": "Work", "roadie_crashes": 2})
+    client.push({"args": ["fine"], "class": "Work", "roadie_crashes": 1})
+    r.sadd("roadie:inflight-owners", DEAD)
+    Fetcher(r, config, Keys(), DEAD).fetch(2)
+    t0 = time.time()
+
+    assert janitor(r, config).sweep() == 2
+
+    [(raw, score)] = r.zrange("dead", 0, -1, withscores=True)
+    dead = loads(raw)
+    assert dead["args"] == ["poison"]
+    assert dead["error_class"] == "roadie.errors.JobCrashedProcess"
+    assert "3 times in a row that its process died" in dead["error_message"]
+    assert dead["retry_count"] == 0 and isinstance(dead["failed_at"], float)
+    assert "roadie_crashes" not in dead
+    assert t0 <= score <= time.time()
+    [requeued] = r.lrange("queue:default", 0, -1)
+    assert loads(requeued)["args"] == ["fine"] and loads(requeued)["roadie_crashes"] == 2
+    assert r.smembers("roadie:inflight-owners") == set()
+
+
+def test_malformed_in_flight_entry_goes_to_dead_as_it_was(
+    r: redis.Redis, config: Config
+) -> None:
+    r.lpush(f"roadie:inflight:{DEAD}", b"garbage{")
+    r.sadd("roadie:inflight-owners", DEAD)
+
+    assert janitor(r, config).sweep() == 1
+
+    assert r.zrange("dead", 0, -1) == [b"garbage{"]
+    assert r.exists(f"roadie:inflight:{DEAD}", "roadie:inflight-owners") == 0
+
+
+def test_jobs_return_to_their_own_queues(r: redis.Redis, config: Config) -> None:
+    config = config.replace(queues=(("a", 0), ("b", 0)))
+    client = Client(config, hooks=Hooks())
+    client.push({"args": [1], "class": "Work", "queue": "a"})
+    client.push({"args": [2], "class": "Work", "queue": "b"})
+    r.sadd("roadie:inflight-owners", DEAD)
+    Fetcher(r, config, Keys(), DEAD).fetch(2)
+
+    janitor(r, config).sweep()
+
+    assert loads(r.rpop("queue:a"))["args"] == [1]
+    assert loads(r.rpop("queue:b"))["args"] == [2]
+
+
+def test_more_than_one_chunk_is_recovered(r: redis.Redis, config: Config) -> None:
+    n = CHUNK + 50
+    inflight = f"roadie:inflight:{DEAD}"
+    r.lpush(inflight, *[orjson.dumps({"class": "W", "args": [i], "queue": "q"})
+                        for i in range(n)])
+    r.sadd("roadie:inflight-owners", DEAD)
+
+    assert janitor(r, config).sweep() == n
+
+    assert r.llen("queue:q") == n
+    # Oldest in flight (at the tail) runs first, across chunks too.
+    order = [loads(raw)["args"][0] for raw in reversed(r.lrange("queue:q", 0, -1))]
+    assert order == list(range(n))
+    assert r.exists(inflight, "roadie:inflight-owners") == 0
+
+
+def test_another_janitor_holding_the_lock_is_respected(r: redis.Redis, config: Config) -> None:
+    raws = in_flight(r, config, DEAD, [1])
+    r.set(f"roadie:lock:recover:{DEAD}", b"other-janitor", ex=60)
+
+    assert janitor(r, config).sweep() == 0
+
+    assert r.lrange(f"roadie:inflight:{DEAD}", 0, -1) == raws
+    assert r.get(f"roadie:lock:recover:{DEAD}") == b"other-janitor"
+
+
+def test_empty_dead_owner_is_forgotten_and_lock_released(
+    r: redis.Redis, config: Config
+) -> None:
+    r.sadd("roadie:inflight-owners", DEAD)
+
+    assert janitor(r, config).sweep() == 0
+
+    assert r.smembers("roadie:inflight-owners") == set()
+    assert r.exists(f"roadie:lock:recover:{DEAD}") == 0
+
+
+def test_namespaced_janitor(r: redis.Redis, config: Config) -> None:
+    config = config.replace(namespace="ns")
+    r.lpush(f"ns:roadie:inflight:{DEAD}", orjson.dumps({"class": "W", "args": [], "queue": "q"}))
+    r.sadd("ns:roadie:inflight-owners", DEAD)
+    r.lpush(f"roadie:inflight:{DEAD}", b"not-in-our-namespace")
+    r.sadd("roadie:inflight-owners", DEAD)
+
+    assert janitor(r, config).sweep() == 1
+
+    assert r.llen("ns:queue:q") == 1
+    assert r.lrange(f"roadie:inflight:{DEAD}", 0, -1) == [b"not-in-our-namespace"]

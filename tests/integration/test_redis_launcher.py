@@ -1,0 +1,208 @@
+"""server.launcher.Launcher in this process: start(), run jobs, quiet(), stop()."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from helpers import wait_until
+from integration_support import loads
+
+import roadie.client
+from roadie.client import Client
+from roadie.config import Config
+from roadie.job import Job
+from roadie.middleware import Hooks
+from roadie.registry import Registry
+from roadie.server.launcher import Launcher
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture
+def hooks() -> Hooks:
+    return Hooks()
+
+
+@pytest.fixture(autouse=True)
+def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
+    c = Client(config, hooks=Hooks())
+    monkeypatch.setattr(roadie.client, "_default_client", c)
+    return c
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Set at teardown at the latest, so no job thread outlives its test blocked."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+def launch(
+    config: Config, hooks: Hooks, registry: Registry
+) -> Iterator[Callable[..., Launcher]]:
+    made: list[Launcher] = []
+
+    def make(**changes: Any) -> Launcher:
+        settings: dict[str, Any] = {"concurrency": 2, "timeout_s": 5.0, **changes}
+        launcher = Launcher(config.replace(**settings), hooks=hooks, registry=registry)
+        made.append(launcher)
+        launcher.start()
+        return launcher
+
+    yield make
+    for launcher in made:
+        if not launcher.state.stopping.is_set():
+            launcher.stop()
+
+
+def processors_exited(launcher: Launcher) -> bool:
+    return all(not p.thread.is_alive() for p in launcher.manager.processors)
+
+
+def test_started_launcher_runs_pushed_jobs(
+    r: redis.Redis, registry: Registry, hooks: Hooks, launch: Callable[..., Launcher]
+) -> None:
+    ran: list[int] = []
+    events: list[str] = []
+    for name in ("startup", "heartbeat", "quiet", "shutdown"):
+        hooks.on(name)(lambda name=name: events.append(name))  # type: ignore[misc]
+
+    class Add(Job, registry=registry, name="Add"):
+        def perform(self, n: int) -> None:
+            ran.append(n)
+
+    launcher = launch()
+    assert r.smembers("processes") == {launcher.identity.encode()}
+    for n in range(5):
+        Add.perform_async(n)
+
+    wait_until(lambda: len(ran) == 5, message="jobs did not run")
+    launcher.stop()
+
+    assert sorted(ran) == [0, 1, 2, 3, 4]
+    assert r.exists("queue:default", f"roadie:inflight:{launcher.identity}", "retry") == 0
+    assert r.get("stat:processed") == b"5"
+    assert r.get("stat:failed") is None
+    assert r.smembers("processes") == set()
+    # roadie beats once inside start() (to fail fast), so "heartbeat" may precede
+    # "startup" (Sidekiq fires startup first); quiet and shutdown come last, in order.
+    assert sorted(events[:2]) == ["heartbeat", "startup"]
+    assert events[2:] == ["quiet", "shutdown"]
+
+
+def test_stop_pushes_a_job_still_running_back_to_the_front(
+    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher],
+    release: threading.Event,
+) -> None:
+    started = threading.Event()
+    finished: list[str] = []
+
+    class Slow(Job, registry=registry, name="Slow"):
+        def perform(self, label: str) -> None:
+            started.set()
+            release.wait(30)
+            finished.append(label)
+
+    launcher = launch(concurrency=1, timeout_s=0.3)
+    inflight = f"roadie:inflight:{launcher.identity}"
+    Slow.perform_async("slow")
+    wait_until(started.is_set, message="the slow job did not start")
+    [running_raw] = r.lrange(inflight, 0, -1)
+    Slow.perform_async("later")  # waits behind it: concurrency 1
+
+    t0 = time.monotonic()
+    launcher.stop()
+    elapsed = time.monotonic() - t0
+
+    assert 0.3 <= elapsed < 5.0
+    assert launcher.hard_stopped and launcher.requeued == 1
+    assert r.exists(inflight) == 0
+    queue = r.lrange("queue:default", 0, -1)
+    assert queue[-1] == running_raw  # byte-identical, at the tail: runs next
+    assert [loads(raw)["args"] for raw in queue] == [["later"], ["slow"]]
+    # The interrupted attempt counts as processed and failed, as in Sidekiq.
+    assert r.get("stat:processed") == b"1" and r.get("stat:failed") == b"1"
+
+    # When the abandoned job finally ends, it writes no outcome.
+    release.set()
+    wait_until(lambda: finished == ["slow"], message="the slow job did not end")
+    wait_until(lambda: processors_exited(launcher), message="processor did not exit")
+    assert r.lrange("queue:default", 0, -1) == queue
+    assert r.exists(inflight, "retry", "dead") == 0
+
+
+def test_stop_waits_for_a_job_that_ends_within_the_timeout(
+    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher],
+    release: threading.Event,
+) -> None:
+    started = threading.Event()
+
+    class Short(Job, registry=registry, name="Short"):
+        def perform(self) -> None:
+            started.set()
+            release.wait(30)
+
+    launcher = launch(concurrency=1, timeout_s=10.0)
+    Short.perform_async()
+    wait_until(started.is_set, message="the job did not start")
+    stopper = threading.Thread(target=launcher.stop)
+    stopper.start()
+    wait_until(launcher.state.quiet.is_set, message="stop did not quiet the process")
+
+    release.set()
+    stopper.join(10)
+
+    assert not stopper.is_alive()
+    assert not launcher.hard_stopped and launcher.requeued == 0
+    assert r.exists("queue:default", f"roadie:inflight:{launcher.identity}") == 0
+    assert r.get("stat:processed") == b"1"
+
+
+def test_quiet_stops_fetching(
+    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher]
+) -> None:
+    ran: list[str] = []
+
+    class Rec(Job, registry=registry, name="Rec"):
+        def perform(self, label: str) -> None:
+            ran.append(label)
+
+    launcher = launch(concurrency=3)
+    Rec.perform_async("before")
+    wait_until(lambda: ran == ["before"], message="job did not run before quiet")
+
+    launcher.quiet()
+    Rec.perform_async("after")  # processors may still be blocked on the queue
+    wait_until(lambda: processors_exited(launcher), message="processors did not exit")
+
+    assert ran == ["before"]
+    [raw] = r.lrange("queue:default", 0, -1)
+    assert loads(raw)["args"] == ["after"]
+    assert r.exists(f"roadie:inflight:{launcher.identity}") == 0
+    launcher.heartbeat.beat()
+    assert r.hget(launcher.identity, "quiet") == b"true"
+
+
+def test_signals_from_redis_request_quiet_and_stop(
+    r: redis.Redis, launch: Callable[..., Launcher]
+) -> None:
+    launcher = launch()
+    signals = f"{launcher.identity}-signals"
+
+    r.lpush(signals, "TSTP")
+    launcher.heartbeat.beat()
+    assert launcher.quiet_requested.is_set() and not launcher.stop_requested.is_set()
+
+    r.lpush(signals, "TERM")
+    launcher.heartbeat.beat()
+    assert launcher.stop_requested.is_set()
