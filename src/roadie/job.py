@@ -20,7 +20,7 @@ import time
 import types
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 from roadie.errors import JobDefinitionError
 from roadie.payload import Payload
@@ -225,10 +225,20 @@ class JobFunction(Generic[F]):
         return self.job_cls.perform_bulk(args_list, batch_size=batch_size)
 
 
+@overload
+def job(fn: F, /) -> JobFunction[F]: ...
+
+
+@overload
 def job(
-    fn: F | None = None, *, name: str | None = None, registry: Registry | None = None,
+    *, name: str | None = None, registry: Registry | None = None, **options: Any
+) -> Callable[[F], JobFunction[F]]: ...
+
+
+def job(
+    fn: F | None = None, /, *, name: str | None = None, registry: Registry | None = None,
     **options: Any,
-) -> Any:
+) -> JobFunction[F] | Callable[[F], JobFunction[F]]:
     """Turn a plain function into a job: ``@roadie.job(queue="mail")``."""
 
     def wrap(f: F) -> JobFunction[F]:

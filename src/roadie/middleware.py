@@ -43,12 +43,13 @@ class ClientMiddleware(Protocol):
         payload: Payload,
         queue: str,
         call_next: Callable[[], Payload | None],
+        /,
     ) -> Payload | None: ...
 
 
 class ServerMiddleware(Protocol):
     def __call__(
-        self, job: Job, payload: Payload, queue: str, call_next: Callable[[], None]
+        self, job: Job, payload: Payload, queue: str, call_next: Callable[[], None], /
     ) -> None: ...
 
 

@@ -126,7 +126,8 @@ def check_args(args: Sequence[Any], job_name: str) -> None:
         raise ArgumentTypeError(
             f"{job_name}: args must be a list, got {type(args).__name__}"
         )
-    stack: list[tuple[Any, str]] = [(a, f"[{i}]") for i, a in enumerate(args)]
+    # A stack walked in reverse so that the first bad value is the one reported.
+    stack: list[tuple[Any, str]] = [(a, f"[{i}]") for i, a in enumerate(args)][::-1]
     while stack:
         value, path = stack.pop()
         if isinstance(value, str):
@@ -142,9 +143,10 @@ def check_args(args: Sequence[Any], job_name: str) -> None:
                 )
             continue
         if isinstance(value, (list, tuple)):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+            stack.extend([(v, f"{path}[{i}]") for i, v in enumerate(value)][::-1])
             continue
         if isinstance(value, dict):
+            children: list[tuple[Any, str]] = []
             for k, v in value.items():
                 if not isinstance(k, str):
                     raise ArgumentTypeError(
@@ -152,7 +154,8 @@ def check_args(args: Sequence[Any], job_name: str) -> None:
                         f"({type(k).__name__}); JSON object keys must be str"
                     )
                 _check_utf8(k, job_name, f"a key of argument {_where(path)}")
-                stack.append((v, f"{path}[{k!r}]"))
+                children.append((v, f"{path}[{k!r}]"))
+            stack.extend(reversed(children))
             continue
         raise ArgumentTypeError(
             f"{job_name}: argument {_where(path)} is {_short_repr(value)} "
