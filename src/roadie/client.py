@@ -88,6 +88,18 @@ class Client:
         pl.check_args(result["args"], pl.display_class(result))
         return result, at
 
+    def prepare(self, item: Mapping[str, Any]) -> Payload | None:
+        """What ``push`` would write for ``item`` (normalized, checked, client
+        middleware run, ``enqueued_at`` now), without writing it: for callers that
+        must write the job in their own atomic step (the admin API's "retry now").
+        Returns None if client middleware dropped the job; ``at`` is ignored."""
+        prepared = self._prepare(item)
+        if prepared is None:
+            return None
+        payload = prepared[0]
+        payload["enqueued_at"] = pl.now()
+        return payload
+
     # --- writing -----------------------------------------------------------
     def push(self, item: Mapping[str, Any]) -> str | None:
         """Push one job; returns its jid, or None if client middleware dropped it."""

@@ -33,10 +33,19 @@ class Scripts:
         return script(keys=list(keys), args=list(args), client=client)
 
     def fetch(
-        self, inflight: str, queue_keys: Sequence[str], count: int = 1, client: Any = None
+        self,
+        inflight: str,
+        queue_keys: Sequence[str],
+        count: int = 1,
+        client: Any = None,
+        ack: bytes | None = None,
     ) -> list[tuple[str, bytes]]:
-        """Move up to ``count`` jobs into ``inflight``; returns (queue key, raw) pairs."""
-        flat = cast(list[Any], self._run(self._fetch, [inflight, *queue_keys], [count], client))
+        """Move up to ``count`` jobs into ``inflight``; returns (queue key, raw) pairs.
+
+        ``ack`` is a finished job's raw, removed from ``inflight`` first.
+        """
+        args: list[Any] = [count] if ack is None else [count, ack]
+        flat = cast(list[Any], self._run(self._fetch, [inflight, *queue_keys], args, client))
         return [
             (queue_keys[int(flat[i]) - 2], cast(bytes, flat[i + 1]))
             for i in range(0, len(flat), 2)

@@ -4,9 +4,14 @@
 -- KEYS[1]     in-flight list of the fetching process (roadie:inflight:<identity>)
 -- KEYS[2..n]  queue lists (queue:<name>) in fetch order (strict, or shuffled by weight)
 -- ARGV[1]     how many jobs to take at most
+-- ARGV[2]     optional: the raw of a job that just succeeded, removed from the
+--             in-flight list first (its acknowledgement rides on this round trip)
 -- Returns a flat array {key_index, raw, key_index, raw, ...}; key_index is the
 -- position of the queue in KEYS (2..n).
 local want = tonumber(ARGV[1])
+if ARGV[2] then
+  redis.call('LREM', KEYS[1], 1, ARGV[2])
+end
 local out = {}
 local got = 0
 for i = 2, #KEYS do

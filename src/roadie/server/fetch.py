@@ -30,6 +30,8 @@ class UnitOfWork:
 
 class Fetcher:
     def __init__(self, redis: Redis, config: Config, keys: Keys, identity: str) -> None:
+        # Give each processor a Fetcher on its own single-connection client: a
+        # pooled client costs about twice as much per command in redis-py.
         self.redis = redis
         self.config = config
         self.keys = keys
@@ -49,9 +51,14 @@ class Fetcher:
         shuffled = random.sample(self._weighted, len(self._weighted))
         return list(dict.fromkeys(shuffled))
 
-    def fetch(self, count: int = 1) -> list[UnitOfWork]:
-        """Take up to ``count`` jobs without blocking, in queue order."""
-        pairs = self.scripts.fetch(self.inflight, self.order(), count)
+    def fetch(self, count: int = 1, ack: UnitOfWork | None = None) -> list[UnitOfWork]:
+        """Take up to ``count`` jobs without blocking, in queue order.
+
+        ``ack``: a job that succeeded, acknowledged in the same round trip.
+        """
+        pairs = self.scripts.fetch(
+            self.inflight, self.order(), count, ack=None if ack is None else ack.raw
+        )
         return [UnitOfWork(k, raw) for k, raw in pairs]
 
     def fetch_blocking(self, queue_key: str, timeout_s: float) -> UnitOfWork | None:

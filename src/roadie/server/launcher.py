@@ -91,11 +91,18 @@ class Launcher:
         return self._async
 
     def _processor(self, index: int) -> Processor:
-        return Processor(
-            index, config=self.config, keys=self.keys, fetcher=self.fetcher,
+        # Its own connection, held for life: cheaper per command than the pool.
+        client = redis_lib.Redis(
+            connection_pool=self.redis.connection_pool, single_connection_client=True
+        )
+        fetcher = Fetcher(client, self.config, self.keys, self.state.identity)
+        processor = Processor(
+            index, config=self.config, keys=self.keys, fetcher=fetcher,
             state=self.state, hooks=self.hooks, registry=self.registry,
             outage=self.outage, async_runner=self._async_runner,
         )
+        processor.owns_connection = True
+        return processor
 
     # --- lifecycle -------------------------------------------------------------
     def check_redis(self) -> None:

@@ -86,6 +86,8 @@ class Processor:
         self.outage = outage
         self.async_runner = async_runner
         self.current: UnitOfWork | None = None
+        #: True when ``fetcher`` has a connection of its own, closed when this ends.
+        self.owns_connection = False
         #: Set by the launcher when it has pushed ``current`` back at shutdown:
         #: this processor must then write no outcome for it.
         self.abandoned = False
@@ -109,10 +111,13 @@ class Processor:
     def run(self) -> None:
         self.tid = make_tid()
         backoff = Backoff()
+        # A succeeded job whose acknowledgement rides on the next fetch.
+        pending: UnitOfWork | None = None
         try:
             while not self.state.quiet.is_set():
                 try:
-                    uow = self._next()
+                    uow = self._next(pending)
+                    pending = None
                     self.outage.ok()
                     backoff.reset()
                 except TRANSIENT as exc:
@@ -127,8 +132,11 @@ class Processor:
                 if self.state.quiet.is_set():
                     self._redis_retry(partial(self.fetcher.requeue, [uow]), "requeue")
                 else:
-                    self.process(uow)
+                    pending = self.process(uow, defer_ack=True)
                 self.current = None
+            if pending is not None:
+                self._write_outcome(partial(self.fetcher.ack, pending))
+            self._release()
         except BaseException:
             log.exception("processor %s crashed; it will be replaced", self.thread.name)
             uow = self.current
@@ -138,10 +146,18 @@ class Processor:
                 except Exception:
                     log.exception("could not requeue the job of a crashed processor; "
                                   "the janitor will recover it if this process dies")
+            self._release()
             raise
 
-    def _next(self) -> UnitOfWork | None:
-        got = self.fetcher.fetch(1)
+    def _release(self) -> None:
+        if self.owns_connection:
+            try:
+                self.fetcher.redis.close()
+            except Exception:
+                log.debug("closing a processor's connection failed", exc_info=True)
+
+    def _next(self, ack: UnitOfWork | None = None) -> UnitOfWork | None:
+        got = self.fetcher.fetch(1, ack=ack)
         if got:
             return got[0]
         key = self._block_keys[self._turn % len(self._block_keys)]
@@ -149,15 +165,20 @@ class Processor:
         return self.fetcher.fetch_blocking(key, self._block_timeout)
 
     # --- one job ---------------------------------------------------------------
-    def process(self, uow: UnitOfWork) -> None:
+    def process(self, uow: UnitOfWork, *, defer_ack: bool = False) -> UnitOfWork | None:
+        """Run one job and write its outcome.
+
+        With ``defer_ack`` a success is not acknowledged here: the job is returned
+        for the caller to acknowledge together with its next fetch.
+        """
         queue = uow.queue_name(self.keys)
         self.state.start_work(self.tid, queue, uow.raw)
         try:
-            self._process(uow, queue)
+            return self._process(uow, queue, defer_ack)
         finally:
             self.state.end_work(self.tid)
 
-    def _process(self, uow: UnitOfWork, queue: str) -> None:
+    def _process(self, uow: UnitOfWork, queue: str, defer_ack: bool) -> UnitOfWork | None:
         try:
             payload = pl.decode(uow.raw)
         except MalformedPayload as exc:
@@ -165,7 +186,7 @@ class Processor:
                       extra={"roadie": {"queue": queue}})
             self._write_outcome(lambda: self.fetcher.dead(uow, uow.raw))
             self.state.count(failed=True)
-            return
+            return None
         ctx: dict[str, Any] = {"class": pl.display_class(payload), "jid": payload.get("jid")}
         tags = payload.get("tags")
         if tags:
@@ -190,11 +211,14 @@ class Processor:
                                           "job": payload, "queue": queue})
             self.fail(uow, payload, exc, queue, job_cls)
             self.state.count(failed=True)
-        else:
-            ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
-            log.info("done", extra={"roadie": ctx})
-            self._write_outcome(lambda: self.fetcher.ack(uow))
-            self.state.count(failed=False)
+            return None
+        ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
+        log.info("done", extra={"roadie": ctx})
+        self.state.count(failed=False)
+        if defer_ack and not self.abandoned:
+            return uow
+        self._write_outcome(lambda: self.fetcher.ack(uow))
+        return None
 
     def resolve(self, payload: pl.Payload) -> tuple[type[Job], list[Any]]:
         name = payload["class"]
