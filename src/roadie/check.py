@@ -20,7 +20,7 @@ from roadie.connection import MIN_REDIS_VERSION, connect, redact, server_version
 from roadie.errors import ConfigError, RedisUnavailable
 
 PINGS = 10
-_FIX = "start Redis or set REDIS_URL (or use embedded://.roadie for development)"
+_FIX = "start Redis or set REDIS_URL (or use embedded://.roadie/redis for development)"
 
 
 def run_check(config: Config, out: TextIO) -> int:

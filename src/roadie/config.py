@@ -67,6 +67,16 @@ class Config:
             raise ConfigError(f"timeout_s must be >= 0, got {self.timeout_s}")
         if self.log_format not in ("plain", "json"):
             raise ConfigError(f"log_format must be 'plain' or 'json', got {self.log_format!r}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(
+                f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}"
+            )
+        if self.process_ttl_s <= self.heartbeat_interval_s:
+            raise ConfigError(
+                f"process_ttl_s ({self.process_ttl_s}) must be longer than "
+                f"heartbeat_interval_s ({self.heartbeat_interval_s}), or live processes "
+                "would look dead between two beats"
+            )
         if self.max_crashes < 1:
             raise ConfigError(f"max_crashes must be at least 1, got {self.max_crashes}")
 

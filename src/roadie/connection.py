@@ -50,7 +50,8 @@ def connect(
         # redis-py 8 retries 10 times with growing waits by default, which hides an
         # outage for a minute. One immediate retry replaces a connection that went
         # stale (a Redis restart); past that, roadie's loops handle the outage.
-        "retry": Retry(NoBackoff(), 1),
+        # Only on a broken connection: after a timeout the command may have run.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     }
     if max_connections is not None:
         options["max_connections"] = max_connections

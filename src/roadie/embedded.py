@@ -138,7 +138,7 @@ class EmbeddedRedis:
             raise ConfigError(
                 f"embedded Redis folder {str(self.directory)!r} is too deep: its unix socket "
                 f"path would be {size} bytes, over the {MAX_SOCKET_PATH}-byte limit of unix "
-                "sockets; use a shorter folder (e.g. embedded://.roadie in your project)"
+                "sockets; use a shorter folder (e.g. embedded://.roadie/redis in your project)"
             )
         self.pidfile = self.directory / "redis.pid"
         self.logfile = self.directory / "redis.log"
@@ -470,7 +470,7 @@ def _embedded_for(directory: str) -> EmbeddedRedis:
 
 
 def cmd_start(directory: str) -> int:
-    """``roadie redis start``: start (or find) the embedded server for ``directory``."""
+    """``roadie embedded start``: start (or find) the embedded server for ``directory``."""
     try:
         server = _embedded_for(directory)
         url = server.start()
@@ -482,7 +482,7 @@ def cmd_start(directory: str) -> int:
 
 
 def cmd_stop(directory: str) -> int:
-    """``roadie redis stop``: shut the embedded server down; fine if it was not running."""
+    """``roadie embedded stop``: shut the embedded server down; fine if it was not running."""
     try:
         server = _embedded_for(directory)
         pid = server.pid
@@ -497,7 +497,7 @@ def cmd_stop(directory: str) -> int:
 
 
 def cmd_status(directory: str) -> int:
-    """``roadie redis status``: 0 if the embedded server answers, else 1."""
+    """``roadie embedded status``: 0 if the embedded server answers, else 1."""
     try:
         server = _embedded_for(directory)
     except RoadieError as exc:

@@ -26,11 +26,6 @@ from roadie.errors import JobDefinitionError
 from roadie.payload import Payload
 from roadie.registry import Registry, default_registry
 
-#: Options with a meaning to roadie (any other option is kept in the payload).
-KNOWN_OPTIONS = frozenset(
-    {"queue", "retry", "retry_queue", "dead", "backtrace", "tags", "log_level", "retry_for"}
-)
-
 RetryDecision = float | int | Literal["kill", "discard"] | None
 
 

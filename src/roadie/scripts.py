@@ -27,6 +27,7 @@ class Scripts:
         self._fetch = redis.register_script(source("fetch"))
         self._enqueue_due = redis.register_script(source("enqueue_due"))
         self._recover = redis.register_script(source("recover"))
+        self._requeue = redis.register_script(source("requeue"))
 
     @staticmethod
     def _run(script: Script, keys: Sequence[str], args: Sequence[Any], client: Any) -> Any:
@@ -97,3 +98,17 @@ class Scripts:
             args += [old, action, new, idx]
         keys = [inflight, alive, dead, *queue_keys]
         return int(self._run(self._recover, keys, args, client))
+
+    def requeue(
+        self, inflight: str, entries: Sequence[tuple[bytes, str]], client: Any = None
+    ) -> int:
+        """Push ``(raw, queue key)`` back to the front of their queues if still in flight."""
+        queue_keys: list[str] = []
+        index: dict[str, int] = {}
+        args: list[Any] = []
+        for raw, qkey in entries:
+            if qkey not in index:
+                index[qkey] = len(queue_keys) + 2
+                queue_keys.append(qkey)
+            args += [raw, index[qkey]]
+        return int(self._run(self._requeue, [inflight, *queue_keys], args, client))

@@ -131,15 +131,24 @@ def test_requeue_pushes_back_to_the_front_of_each_queue(r: redis.Redis, config: 
     b1 = f.fetch_blocking("queue:b", 1.0)
     assert b1 is not None
 
-    with CommandLog(r) as log:
-        f.requeue([*taken, b1])
-        commands = log.commands()
+    assert f.requeue([*taken, b1]) == 3
 
-    assert commands[0][0] == "MULTI" and commands[-1][0] == "EXEC"
     assert r.exists(INFLIGHT) == 0
     # RPUSH: the unfinished jobs, byte-identical, run before the one that came later.
     assert r.lrange("queue:a", 0, -1) == [b"a3", b"a1", b"a2"]
     assert r.lrange("queue:b", 0, -1) == [b"b1"]
+
+
+def test_requeue_pushes_only_jobs_still_in_flight(r: redis.Redis, config: Config) -> None:
+    f = make(r, config)
+    r.lpush("queue:default", b"j1", b"j2")
+    j1, j2 = f.fetch(2)
+    f.ack(j1)  # j1 finished just before the shutdown pushed back the running jobs
+
+    assert f.requeue([j1, j2]) == 1
+    assert f.requeue([j1, j2]) == 0  # a repeated push-back pushes nothing twice
+    assert r.lrange("queue:default", 0, -1) == [b"j2"]
+    assert r.exists(INFLIGHT) == 0
 
 
 def test_requeue_of_nothing_writes_nothing(r: redis.Redis, config: Config) -> None:

@@ -188,3 +188,68 @@ def test_namespaced_janitor(r: redis.Redis, config: Config) -> None:
 
     assert r.llen("ns:queue:q") == 1
     assert r.lrange(f"roadie:inflight:{DEAD}", 0, -1) == [b"not-in-our-namespace"]
+
+
+def test_own_orphan_is_pushed_back_only_when_seen_at_two_sweeps(
+    r: redis.Redis, config: Config
+) -> None:
+    """A job in our own in-flight list that no processor holds (a lost reply)."""
+    held: set[bytes] = set()
+    j = Janitor(r, config, Keys(), ME, Outage("redis://test"), threading.Event(),
+                held=lambda: held)
+    running, orphan = in_flight(r, config, ME, ["running"], ["orphan"])
+    held.add(running)
+
+    j.sweep()  # first sighting: only a suspect (a fetch may be just landing)
+    assert r.lrange(f"roadie:inflight:{ME}", 0, -1) == [orphan, running]
+    assert r.llen("queue:default") == 0
+
+    j.sweep()  # second sighting: pushed back to the front of its queue
+    assert r.lrange(f"roadie:inflight:{ME}", 0, -1) == [running]
+    assert r.lrange("queue:default", 0, -1) == [orphan]
+
+
+def test_a_job_picked_up_between_sweeps_is_not_pushed_back(
+    r: redis.Redis, config: Config
+) -> None:
+    held: set[bytes] = set()
+    j = Janitor(r, config, Keys(), ME, Outage("redis://test"), threading.Event(),
+                held=lambda: held)
+    [raw] = in_flight(r, config, ME, ["landing"])
+
+    j.sweep()
+    held.add(raw)  # its processor took it: not an orphan after all
+    j.sweep()
+
+    assert r.lrange(f"roadie:inflight:{ME}", 0, -1) == [raw]
+    assert r.llen("queue:default") == 0
+
+
+def test_no_recovery_right_after_an_outage(r: redis.Redis, config: Config) -> None:
+    """After Redis comes back, live processes need time to beat again."""
+    outage = Outage("redis://test")
+    outage.failed(ConnectionError("gone"), "test")
+    outage.ok()
+    j = Janitor(r, config, Keys(), ME, outage, threading.Event())
+    in_flight(r, config, DEAD, [1])
+
+    assert j.sweep() == 0
+    assert r.llen(f"roadie:inflight:{DEAD}") == 1
+
+    assert outage.recovered_at is not None
+    outage.recovered_at -= config.process_ttl_s + config.heartbeat_interval_s
+    assert j.sweep() == 1
+
+
+def test_death_handlers_hear_of_a_buried_crash_looper(r: redis.Redis, config: Config) -> None:
+    hooks = Hooks()
+    deaths: list[tuple[str, str]] = []
+    hooks.death_handlers.append(lambda p, e: deaths.append((p["jid"], type(e).__name__)))
+    j = Janitor(r, config.replace(max_crashes=1), Keys(), ME, Outage("redis://test"),
+                threading.Event(), hooks=hooks)
+    [raw] = in_flight(r, config, DEAD, ["poison"])
+
+    assert j.sweep() == 1
+
+    assert deaths == [(loads(raw)["jid"], "JobCrashedProcess")]
+    assert r.zcard("dead") == 1

@@ -251,3 +251,19 @@ def test_recover_that_handles_nothing_does_not_trim(r: redis.Redis) -> None:
     assert _recover(s, [(b"gone", "d", b"x", None)], now=1000.0, cutoff=500.0,
                     dead_max=1) == 0
     assert r.zrange("dead", 0, -1) == [b"ancient", b"d2"]
+
+
+# --- requeue -------------------------------------------------------------------
+
+
+def test_requeue_script_pushes_back_to_the_tail_only_what_it_removes(r: redis.Redis) -> None:
+    s = Scripts(r)
+    r.lpush("queue:a", b"later")
+    r.rpush(INFLIGHT, b"x", b"y")
+
+    assert s.requeue(INFLIGHT, [(b"x", "queue:a"), (b"gone", "queue:a"), (b"y", "queue:b")]) == 2
+
+    assert r.lrange("queue:a", 0, -1) == [b"later", b"x"]  # x runs next
+    assert r.lrange("queue:b", 0, -1) == [b"y"]
+    assert r.exists(INFLIGHT) == 0
+    assert r.exists("queue:gone") == 0

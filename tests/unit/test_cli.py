@@ -123,7 +123,7 @@ def test_check_with_nothing_listening(tmp_path: Path) -> None:
     failures = [line for line in lines(out.stdout + out.stderr) if line.startswith("FAIL")]
     assert failures == [
         "FAIL: nothing listens at 127.0.0.1:1; start Redis or set REDIS_URL "
-        "(or use embedded://.roadie for development)"
+        "(or use embedded://.roadie/redis for development)"
     ]
 
 
@@ -196,7 +196,7 @@ def test_main_check_nothing_listening(in_tmp: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert [line for line in lines(out) if line.startswith("FAIL")] == [
         "FAIL: nothing listens at 127.0.0.1:1; start Redis or set REDIS_URL "
-        "(or use embedded://.roadie for development)"
+        "(or use embedded://.roadie/redis for development)"
     ]
 
 

@@ -83,12 +83,12 @@ class Fetcher:
         add_dead(pipe, self.keys, self.config, new_raw)
         pipe.execute()
 
-    def requeue(self, uows: list[UnitOfWork]) -> None:
-        """Push unfinished jobs back to the front of their queues (shutdown)."""
+    def requeue(self, uows: list[UnitOfWork]) -> int:
+        """Push unfinished jobs back to the front of their queues (shutdown).
+
+        Only jobs still in the in-flight list are pushed, so a job that finished
+        meanwhile, or a retried command, never puts a job on its queue twice.
+        """
         if not uows:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        for uow in uows:
-            pipe.lrem(self.inflight, 1, uow.raw)
-            pipe.rpush(uow.queue_key, uow.raw)
-        pipe.execute()
+            return 0
+        return self.scripts.requeue(self.inflight, [(u.raw, u.queue_key) for u in uows])

@@ -147,11 +147,34 @@ class Heartbeat:
             log.exception("heartbeat failed")
             return False
         existed, signal = results[-6], results[-3]
+        try:
+            self.prune()
+        except Exception as exc:
+            log.debug("pruning processes failed: %s", exc)
         if not existed:
             self.on_first_beat()
         if signal:
             self.on_signal(signal.decode() if isinstance(signal, bytes) else str(signal))
         return True
+
+    def prune(self) -> int:
+        """Drop processes whose hash expired (killed, OOM) from ``processes``.
+
+        At most once a minute across the whole cluster (the ``process_cleanup``
+        lock, as Sidekiq 6.5+), so the poller's process count stays true.
+        """
+        if not self.redis.set(self.keys.process_cleanup, b"1", nx=True, ex=60):
+            return 0
+        members = list(self.redis.smembers(self.keys.processes))
+        if not members:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for m in members:
+            pipe.hexists(self.keys.process(m.decode()), "info")
+        gone = [m for m, has in zip(members, pipe.execute(), strict=True) if not has]
+        if gone:
+            self.redis.srem(self.keys.processes, *gone)
+        return len(gone)
 
     def clear(self) -> None:
         """At clean exit: flush stats, leave ``processes``, drop work and liveness."""
@@ -162,13 +185,9 @@ class Heartbeat:
             flush_stats(pipe, self.keys, processed, failed, time.time())
             pipe.srem(self.keys.processes, ident)
             pipe.unlink(self.keys.work(ident), self.keys.workers(ident), self.keys.alive(ident))
+            # The in-flight list stays registered: a job fetched at the last moment
+            # of a hard stop is still found, and the janitor forgets empty lists.
             pipe.execute()
-            # Leave the in-flight list to the janitor unless it is empty.
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.llen(self.keys.inflight(ident))
-            left = pipe.execute()[0]
-            if left == 0:
-                self.redis.srem(self.keys.inflight_owners, ident)
         except Exception as exc:
             log.error("could not clear this process's heartbeat (%s); its keys expire "
                       "within %d s and the janitor recovers anything left", exc, PROCESS_TTL_S)

@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
+from collections.abc import Callable
 
 from roadie import payload as pl
 from roadie.config import Config
 from roadie.connection import Redis
 from roadie.errors import JobCrashedProcess, MalformedPayload
 from roadie.keys import Keys
+from roadie.middleware import Hooks
 from roadie.retry import CRASH_FIELD, record_error
 from roadie.scripts import Scripts
 from roadie.server.outage import TRANSIENT, Outage
@@ -31,7 +34,8 @@ CHUNK = 200
 class Janitor:
     def __init__(
         self, redis: Redis, config: Config, keys: Keys, identity: str, outage: Outage,
-        stop: threading.Event,
+        stop: threading.Event, *, hooks: Hooks | None = None,
+        held: Callable[[], set[bytes]] | None = None,
     ) -> None:
         self.redis = redis
         self.config = config
@@ -40,6 +44,10 @@ class Janitor:
         self.outage = outage
         self.scripts = Scripts(redis)
         self._stop = stop
+        self.hooks = hooks
+        #: The raws this process's processors hold (running, or awaiting their ack).
+        self.held = held
+        self._suspects: set[bytes] = set()
         self.thread = threading.Thread(target=self._run, name="roadie.janitor", daemon=True)
 
     def start(self) -> None:
@@ -59,6 +67,16 @@ class Janitor:
 
     def sweep(self) -> int:
         """Recover every dead owner's jobs; returns how many jobs were handled."""
+        if self.held is not None:
+            self.check_own()
+        recovered_at = self.outage.recovered_at
+        if recovered_at is not None and (
+            time.monotonic() - recovered_at
+            < self.config.process_ttl_s + self.config.heartbeat_interval_s
+        ):
+            # Right after an outage every liveness key may have expired, live
+            # processes' too: wait until they have had the time to beat again.
+            return 0
         owners = [o.decode() for o in self.redis.smembers(self.keys.inflight_owners)]
         owners = [o for o in owners if o != self.identity]
         if not owners:
@@ -72,6 +90,34 @@ class Janitor:
             if not is_alive:
                 total += self.recover(owner)
         return total
+
+    def check_own(self) -> int:
+        """Push back jobs in this process's in-flight list that no processor holds.
+
+        That can only follow a lost reply (a fetch that Redis ran but whose answer
+        never arrived). A job must be seen orphaned at two sweeps in a row, so a
+        fetch that is just landing is never mistaken for one.
+        """
+        assert self.held is not None
+        inflight = self.keys.inflight(self.identity)
+        raws = set(self.redis.lrange(inflight, 0, -1))
+        orphans = raws - self.held()
+        confirmed = orphans & self._suspects
+        self._suspects = orphans - confirmed
+        if not confirmed:
+            return 0
+        entries = []
+        for raw in confirmed:
+            try:
+                queue = str(pl.decode(raw).get("queue") or "default")
+            except MalformedPayload:
+                queue = "default"
+            entries.append((raw, self.keys.queue(queue)))
+        n = self.scripts.requeue(inflight, entries)
+        if n:
+            log.warning("pushed back %d job(s) left in this process's in-flight list by a "
+                        "lost Redis reply", n)
+        return n
 
     def recover(self, owner: str) -> int:
         lock = self.keys.recover_lock(owner)
@@ -98,7 +144,9 @@ class Janitor:
                 if n == 0:
                     break  # entries vanished under us; nothing more to do now
                 handled += n
-                died += sum(1 for e in entries if e[1] == "d")
+                buried = [e for e in entries if e[1] == "d"]
+                died += len(buried)
+                self._report_deaths(buried)
             pipe = self.redis.pipeline(transaction=True)
             pipe.llen(inflight)
             if pipe.execute()[0] == 0:
@@ -111,6 +159,17 @@ class Janitor:
             return handled
         finally:
             self.redis.delete(lock)
+
+    def _report_deaths(self, buried: list[tuple[bytes, str, bytes, str | None]]) -> None:
+        if self.hooks is None:
+            return
+        for _, _, new, _ in buried:
+            try:
+                payload = pl.decode(new)
+            except MalformedPayload:
+                continue
+            exc = JobCrashedProcess(str(payload.get("error_message", "")))
+            self.hooks.report_death(payload, exc)
 
     def _entry(self, raw: bytes) -> tuple[bytes, str, bytes, str | None]:
         """What to do with one orphan: requeue it, or bury a repeat offender."""

@@ -71,7 +71,7 @@ class Launcher:
         )
         self.janitor = Janitor(
             self.redis, config, self.keys, self.state.identity, self.outage,
-            self.background_stop,
+            self.background_stop, hooks=self.hooks, held=self._held,
         )
         self.manager = Manager(config.concurrency, self.state, self._processor)
         self.quiet_requested = threading.Event()
@@ -82,6 +82,14 @@ class Launcher:
     @property
     def identity(self) -> str:
         return self.state.identity
+
+    def _held(self) -> set[bytes]:
+        held: set[bytes] = set()
+        for p in self.manager.processors:
+            for uow in (p.current, p.pending):
+                if uow is not None:
+                    held.add(uow.raw)
+        return held
 
     def _async_runner(self) -> AsyncRunner:
         if self._async is None:
@@ -114,7 +122,7 @@ class Launcher:
         except TRANSIENT as exc:
             raise RedisUnavailable(
                 f"cannot reach Redis at {self.url} ({exc}). Start Redis, set REDIS_URL "
-                "(or --redis-url), or use embedded://.roadie for development."
+                "(or --redis-url), or use embedded://.roadie/redis for development."
             ) from None
         version = server_version(info)
         if version < MIN_REDIS_VERSION:

@@ -32,6 +32,8 @@ class Outage:
         self.url = url
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        #: When the last outage ended (monotonic), or None if there was none.
+        self.recovered_at: float | None = None
 
     @property
     def down(self) -> bool:
@@ -52,7 +54,8 @@ class Outage:
             return
         with self._lock:
             if self._down_since is not None:
-                gone = time.monotonic() - self._down_since
+                self.recovered_at = time.monotonic()
+                gone = self.recovered_at - self._down_since
                 self._down_since = None
                 log.warning("Redis at %s is back after %.1f s", self.url, gone)
 

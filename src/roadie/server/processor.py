@@ -86,6 +86,8 @@ class Processor:
         self.outage = outage
         self.async_runner = async_runner
         self.current: UnitOfWork | None = None
+        #: A succeeded job whose acknowledgement rides on the next fetch.
+        self.pending: UnitOfWork | None = None
         #: True when ``fetcher`` has a connection of its own, closed when this ends.
         self.owns_connection = False
         #: Set by the launcher when it has pushed ``current`` back at shutdown:
@@ -111,13 +113,11 @@ class Processor:
     def run(self) -> None:
         self.tid = make_tid()
         backoff = Backoff()
-        # A succeeded job whose acknowledgement rides on the next fetch.
-        pending: UnitOfWork | None = None
         try:
             while not self.state.quiet.is_set():
                 try:
-                    uow = self._next(pending)
-                    pending = None
+                    uow = self._next(self.pending)
+                    self.pending = None
                     self.outage.ok()
                     backoff.reset()
                 except TRANSIENT as exc:
@@ -132,10 +132,11 @@ class Processor:
                 if self.state.quiet.is_set():
                     self._redis_retry(partial(self.fetcher.requeue, [uow]), "requeue")
                 else:
-                    pending = self.process(uow, defer_ack=True)
+                    self.pending = self.process(uow, defer_ack=True)
                 self.current = None
-            if pending is not None:
-                self._write_outcome(partial(self.fetcher.ack, pending))
+            if self.pending is not None:
+                self._write_outcome(partial(self.fetcher.ack, self.pending))
+                self.pending = None
             self._release()
         except BaseException:
             log.exception("processor %s crashed; it will be replaced", self.thread.name)
