@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-t", "--timeout", type=float, dest="timeout_s",
                      help="seconds running jobs get to finish at shutdown (default 25)")
     run.add_argument("-g", "--tag", help="tag shown in dashboards")
-    run.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
+    run.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR, CRITICAL")
     run.add_argument("--log-format", choices=["plain", "json"])
 
     chk = sub.add_parser("check", help="is Redis running? version, eviction policy, latency")

@@ -178,13 +178,12 @@ class Launcher:
                     uows.append(p.current)
             self.hard_stopped = True
             try:
-                self.fetcher.requeue(uows)
-                self.requeued = len(uows)
-                for _ in uows:
+                self.requeued = self.fetcher.requeue(uows)
+                for _ in range(self.requeued):
                     self.state.count(failed=True)
                 log.warning(
                     "%d job(s) still running after %.1f s; pushed back to the front of "
-                    "their queues", len(uows), self.config.timeout_s,
+                    "their queues", self.requeued, self.config.timeout_s,
                 )
             except TRANSIENT as exc:
                 log.error("could not push back %d running job(s) (%s); the janitor of "

@@ -146,7 +146,7 @@ class Processor:
                     self.fetcher.requeue([uow])
                 except Exception:
                     log.exception("could not requeue the job of a crashed processor; "
-                                  "the janitor will recover it if this process dies")
+                                  "the janitor's check of this process's in-flight list returns it")
             self._release()
             raise
 
