@@ -103,6 +103,10 @@ class Processor:
         self._block_timeout = BLOCK_TIMEOUT_S if config.concurrency >= nq else min(
             BLOCK_TIMEOUT_S, max(0.05, 1.0 / nq)
         )
+        # With at least one processor per queue, processor i always waits on queue
+        # i mod n: every queue keeps a waiter. With fewer, a processor moves to the
+        # next queue only after a wait that timed out.
+        self._rotate = config.concurrency < nq
         self._turn = 0
         self.tid = ""
 
@@ -162,8 +166,10 @@ class Processor:
         if got:
             return got[0]
         key = self._block_keys[self._turn % len(self._block_keys)]
-        self._turn += 1
-        return self.fetcher.fetch_blocking(key, self._block_timeout)
+        uow = self.fetcher.fetch_blocking(key, self._block_timeout)
+        if uow is None and self._rotate:
+            self._turn += 1
+        return uow
 
     # --- one job ---------------------------------------------------------------
     def process(self, uow: UnitOfWork, *, defer_ack: bool = False) -> UnitOfWork | None:
@@ -192,7 +198,9 @@ class Processor:
         tags = payload.get("tags")
         if tags:
             ctx["tags"] = tags
-        log.info("start", extra={"roadie": ctx})
+        verbose = log.isEnabledFor(logging.INFO)
+        if verbose:
+            log.info("start", extra={"roadie": ctx})
         t0 = time.monotonic()
         job_cls: type[Job] | None = None
         try:
@@ -213,8 +221,9 @@ class Processor:
             self.fail(uow, payload, exc, queue, job_cls)
             self.state.count(failed=True)
             return None
-        ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
-        log.info("done", extra={"roadie": ctx})
+        if verbose:
+            ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
+            log.info("done", extra={"roadie": ctx})
         self.state.count(failed=False)
         if defer_ack and not self.abandoned:
             return uow

@@ -1,0 +1,59 @@
+"""Jobs for ``benchmarks/core.py``; roadie processes load them with ``-r benchjobs``.
+
+The Redis they write to is ``$BENCH_REDIS_URL`` (else ``$REDIS_URL``): the same
+server the benchmark pushes to.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import redis
+
+import roadie
+from roadie.payload import epoch_seconds
+
+#: Hash of job index -> number of times that job ran (OneCall).
+RUNS_KEY = "bench:runs"
+#: List of push->start latencies in seconds (Latency).
+LATENCY_KEY = "bench:latency"
+
+_client: redis.Redis | None = None
+_lock = threading.Lock()
+
+
+def client() -> redis.Redis:
+    """One thread-safe redis-py client (connection pool) per process."""
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                url = os.environ.get("BENCH_REDIS_URL") or os.environ["REDIS_URL"]
+                _client = redis.Redis.from_url(url)
+    return _client
+
+
+class Noop(roadie.Job, name="bench.Noop"):
+    """Does nothing: what is left is roadie's own cost per job."""
+
+    def perform(self, i: int) -> None:
+        pass
+
+
+class OneCall(roadie.Job, name="bench.OneCall"):
+    """One Redis command: counts its runs per job index, so duplicates show."""
+
+    def perform(self, i: int) -> None:
+        client().hincrby(RUNS_KEY, str(i), 1)
+
+
+class Latency(roadie.Job, name="bench.Latency"):
+    """Records (start of perform - enqueued_at of its payload) in seconds."""
+
+    def perform(self) -> None:
+        started = time.time()
+        enqueued = epoch_seconds(self.payload.get("enqueued_at"))
+        if enqueued is not None:
+            client().rpush(LATENCY_KEY, repr(started - enqueued))
