@@ -19,18 +19,19 @@ Entries are identified by their raw bytes, never by a re-encoding.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis as redis_lib
 
 from roadie import payload as pl
-from roadie.api.base import ApiBase, as_bytes, glob_escape, to_float
+from roadie.api.base import ApiBase, as_bytes, glob_escape
 from roadie.api.records import JobRecord
 from roadie.client import Client
 from roadie.config import Config
 from roadie.connection import Redis
+from roadie.errors import MalformedPayload
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
@@ -53,7 +54,7 @@ class SortedEntry:
 
     record: JobRecord
     score: float
-    parent: SortedSet
+    parent: SortedSet = field(compare=False, repr=False)
 
     # Reading: the record's fields, for convenience.
     @property
@@ -126,7 +127,9 @@ class SortedSet(ApiBase):
     def _entries(self, pairs: Sequence[tuple[bytes, float]]) -> list[SortedEntry]:
         return [SortedEntry(JobRecord.from_raw(raw), float(score), self) for raw, score in pairs]
 
-    def entries(self, start: int = 0, count: int = 25, *, reverse: bool = False) -> list[SortedEntry]:
+    def entries(
+        self, start: int = 0, count: int = 25, *, reverse: bool = False
+    ) -> list[SortedEntry]:
         """``count`` entries from rank ``start``, earliest score first (or last)."""
         if count <= 0:
             return []
@@ -184,7 +187,7 @@ class SortedSet(ApiBase):
             data = as_bytes(raw)
             try:
                 item = pl.decode(data)
-            except pl.MalformedPayload:
+            except MalformedPayload:
                 continue  # not a job: nothing could run it; delete or leave it
             count = item.get("retry_count")
             if decrement and isinstance(count, int) and not isinstance(count, bool):
@@ -236,18 +239,21 @@ class SortedSet(ApiBase):
             f"{self.key} changed {WATCH_TRIES} times while killing jobs; try again"
         )
 
-    def _all(self, act: Any) -> int:
+    def _all(self, act: Callable[[list[bytes]], int]) -> int:
         # Bounded by the size at the start, so jobs that keep failing back into the
-        # set while this runs cannot make it loop forever.
+        # set while this runs cannot make it loop forever. Entries an action leaves
+        # in place (not job JSON) are stepped over.
         budget = self.size()
+        skip = 0
         done = 0
         while budget > 0:
-            batch = [raw for raw, _ in self.redis.zrange(self.key, 0, min(BATCH, budget) - 1,
-                                                         withscores=True)]
+            batch = list(self.redis.zrange(self.key, skip, skip + min(BATCH, budget) - 1))
             if not batch:
                 break
             budget -= len(batch)
             done += act(batch)
+            left = self.redis.zmscore(self.key, batch)
+            skip += sum(1 for s in left if s is not None)
         return done
 
     def retry_all(self) -> int:
@@ -272,7 +278,3 @@ class RetrySet(SortedSet):
 class DeadSet(SortedSet):
     kind = "dead"
 
-
-def next_time(entry: SortedEntry) -> float:
-    """Seconds until the entry's time (negative when due)."""
-    return to_float(entry.score) - time.time()
