@@ -14,6 +14,7 @@
 
 from roadie.client import Client, configure, get_client, push
 from roadie.config import Config
+from roadie.cron import Schedule, Schedules, default_schedules, periodic
 from roadie.errors import (
     ArgumentTypeError,
     ConfigError,
@@ -45,12 +46,16 @@ __all__ = [
     "RedisUnavailable",
     "Registry",
     "RoadieError",
+    "Schedule",
+    "Schedules",
     "UnknownJobError",
     "__version__",
     "configure",
     "default_registry",
+    "default_schedules",
     "get_client",
     "hooks",
     "job",
+    "periodic",
     "push",
 ]

@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="is Redis running? version, eviction policy, latency")
     common(chk)
 
+    per = sub.add_parser("periodic", help="list periodic jobs with their last and next run")
+    common(per)
+    per.add_argument("-r", "--require", action="append", metavar="MODULE",
+                     help="also list the schedules these modules define; repeatable")
+    per.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     emb = sub.add_parser("embedded", help="start/stop/status of the embedded redis-server")
     emb.add_argument("action", choices=["start", "stop", "status"])
     emb.add_argument("--dir", default=".roadie/redis", help="data folder (default .roadie/redis)")
@@ -124,6 +130,50 @@ def cmd_check(args: argparse.Namespace) -> int:
     return run_check(load_config(args), sys.stdout)
 
 
+def cmd_periodic(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    import redis
+
+    from roadie.api.periodic import PeriodicSet
+    from roadie.cron import Schedules, default_schedules
+    from roadie.registry import default_registry
+
+    cfg = load_config(args, {"require": tuple(args.require) if args.require else None})
+    require(cfg.require)
+    local = Schedules([*default_schedules, *cfg.periodic])
+    try:
+        entries = PeriodicSet(cfg).entries(local, registry=default_registry)
+    except redis.RedisError as exc:
+        raise RoadieError(f"cannot read periodic jobs from Redis: {exc}") from None
+    if args.json:
+        print(json.dumps([{
+            "name": e.name, "cron": e.cron, "tz": e.tz, "class": e.job_name,
+            "queue": e.queue, "args": e.args, "missed": e.missed,
+            "last_run_at": e.last_run_at, "next_run_at": e.next_run_at,
+            "updated_at": e.updated_at, "state": e.state,
+        } for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("no periodic jobs (none registered in Redis, none in the loaded modules)")
+        return 0
+
+    def show(at: float | None, tz: str) -> str:
+        if at is None:
+            return "-"
+        return datetime.fromtimestamp(at, ZoneInfo(tz)).isoformat(" ", "seconds")
+
+    rows = [("NAME", "CRON", "TZ", "CLASS", "QUEUE", "LAST RUN", "NEXT RUN", "STATE")]
+    rows += [(e.name, e.cron, e.tz, e.job_name, e.queue, show(e.last_run_at, e.tz),
+              show(e.next_run_at, e.tz), e.state) for e in entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 def cmd_embedded(args: argparse.Namespace) -> int:
     from roadie import embedded
 
@@ -134,7 +184,8 @@ def cmd_embedded(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": cmd_run, "check": cmd_check, "embedded": cmd_embedded}
+    commands = {"run": cmd_run, "check": cmd_check, "embedded": cmd_embedded,
+                "periodic": cmd_periodic}
     try:
         return commands[args.command](args)
     except RoadieError as exc:

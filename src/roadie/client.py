@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {"retry": True, "queue": "default"}
 # Keys only meaningful in the request, never stored (as in Sidekiq).
 _TRANSIENT = ("at", "pool", "client_class")
 
+#: A job ready to write: its payload and, for a scheduled job, when it is due.
+Prepared = tuple[Payload, float | None]
+
 
 class Client:
     """Pushes jobs into one Redis. Thread-safe; share one per process."""
@@ -78,7 +81,9 @@ class Client:
             payload["created_at"] = pl.now()
         return payload, (float(at) if at is not None else None)
 
-    def _prepare(self, item: Mapping[str, Any]) -> tuple[Payload, float | None] | None:
+    def prepare_push(self, item: Mapping[str, Any]) -> Prepared | None:
+        """Normalize, check, run client middleware: the ``(payload, at)`` that ``push``
+        writes, or None if middleware dropped the job. Shared with ``roadie.aio``."""
         payload, at = self.normalize(item)
         pl.check_args(payload["args"], pl.display_class(payload))
         result = self.hooks.run_client(payload["class"], payload, payload["queue"])
@@ -93,7 +98,7 @@ class Client:
         middleware run, ``enqueued_at`` now), without writing it: for callers that
         must write the job in their own atomic step (the admin API's "retry now").
         Returns None if client middleware dropped the job; ``at`` is ignored."""
-        prepared = self._prepare(item)
+        prepared = self.prepare_push(item)
         if prepared is None:
             return None
         payload = prepared[0]
@@ -103,7 +108,7 @@ class Client:
     # --- writing -----------------------------------------------------------
     def push(self, item: Mapping[str, Any]) -> str | None:
         """Push one job; returns its jid, or None if client middleware dropped it."""
-        prepared = self._prepare(item)
+        prepared = self.prepare_push(item)
         if prepared is None:
             return None
         payload, at = prepared
@@ -120,18 +125,30 @@ class Client:
         """
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        # One created_at for the whole batch, as Sidekiq does.
-        created_at = pl.now()
-        prepared = [
-            self._prepare(item if "created_at" in item else {**item, "created_at": created_at})
-            for item in items
-        ]
+        prepared = self.prepare_bulk(items)
         ready = [p for p in prepared if p is not None]
         for start in range(0, len(ready), batch_size):
             self._write(ready[start : start + batch_size])
         return [str(p[0]["jid"]) if p is not None else None for p in prepared]
 
-    def _write(self, jobs: Sequence[tuple[Payload, float | None]]) -> None:
+    def prepare_bulk(self, items: Iterable[Mapping[str, Any]]) -> list[Prepared | None]:
+        """``prepare_push`` for each item, with one ``created_at`` for the whole batch."""
+        # One created_at for the whole batch, as Sidekiq does.
+        created_at = pl.now()
+        return [
+            self.prepare_push(item if "created_at" in item else {**item, "created_at": created_at})
+            for item in items
+        ]
+
+    def _write(self, jobs: Sequence[Prepared]) -> None:
+        # MULTI: a push never half-succeeds (all of a batch is written, or none).
+        pipe = self.redis.pipeline(transaction=True)
+        self.add_writes(pipe, jobs)
+        pipe.execute()
+
+    def add_writes(self, pipe: Any, jobs: Sequence[Prepared]) -> None:
+        """Queue on ``pipe`` (a MULTI pipeline, redis-py's or ``redis.asyncio``'s) the
+        commands that write ``jobs``; the caller executes it."""
         now = pl.now()
         by_queue: dict[str, list[bytes]] = {}
         scheduled: dict[bytes, float] = {}
@@ -141,15 +158,12 @@ class Client:
             else:
                 payload["enqueued_at"] = now
                 by_queue.setdefault(payload["queue"], []).append(pl.encode(payload))
-        # MULTI: a push never half-succeeds (all of a batch is written, or none).
-        pipe = self.redis.pipeline(transaction=True)
         if by_queue:
             pipe.sadd(self.keys.queues, *by_queue)
             for queue, raws in by_queue.items():
                 pipe.lpush(self.keys.queue(queue), *raws)
         if scheduled:
             pipe.zadd(self.keys.schedule, scheduled)
-        pipe.execute()
 
 
 def push(
@@ -162,12 +176,20 @@ def push(
     **options: Any,
 ) -> str | None:
     """Push a job by name: ``roadie.push("HardJob", args=[1], queue="ruby")``."""
+    return (client or get_client()).push(named_item(job_class, args, queue, at, options))
+
+
+def named_item(
+    job_class: str, args: Sequence[Any], queue: str | None, at: float | None,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The item ``push`` (and ``roadie.aio.push``) writes for a job given by name."""
     item: dict[str, Any] = {**options, "args": list(args), "class": job_class}
     if queue is not None:
         item["queue"] = queue
     if at is not None and at > time.time():
         item["at"] = at
-    return (client or get_client()).push(item)
+    return item
 
 
 _default_client: Client | None = None

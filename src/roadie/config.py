@@ -15,9 +15,12 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roadie.errors import ConfigError
+
+if TYPE_CHECKING:
+    from roadie.cron import Schedule
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONFIG_FILE = "roadie.toml"
@@ -56,6 +59,8 @@ class Config:
     max_crashes: int = 3
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 3.0
+    #: Periodic jobs of the config file (``[[roadie.periodic]]`` tables).
+    periodic: tuple[Schedule, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -135,6 +140,12 @@ _LIST = {"require", "labels"}
 def _coerce(name: str, value: Any, source: str) -> Any:
     if name not in _FIELDS or name in ("extra", "redis_url_configured"):
         raise ConfigError(f"unknown setting {name!r} in {source}")
+    if name == "periodic":
+        from roadie.cron import Schedule, from_table
+
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"periodic jobs in {source} must be [[roadie.periodic]] tables")
+        return tuple(v if isinstance(v, Schedule) else from_table(v, source) for v in value)
     try:
         # int(2.5) would silently truncate, int(inf) raises OverflowError, and
         # int(True)/float(False) would turn a TOML bool into a number.
@@ -172,6 +183,13 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     section = data.get("roadie", data)
     if not isinstance(section, dict):
         raise ConfigError(f"config file {p}: [roadie] must be a table")
+    if section is not data and "periodic" in data:
+        # [[periodic]] tables at the top level of a file that also has [roadie].
+        top, inner = data["periodic"], section.get("periodic", [])
+        if isinstance(top, list) and isinstance(inner, list):
+            section = {**section, "periodic": [*top, *inner]}
+        else:
+            raise ConfigError(f"config file {p}: periodic jobs must be [[periodic]] tables")
     return {k: _coerce(k, v, str(p)) for k, v in section.items()}
 
 

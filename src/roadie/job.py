@@ -58,6 +58,15 @@ def validate_options(options: dict[str, Any], where: str) -> dict[str, Any]:
     return options
 
 
+class _FakeJobs:
+    """``WelcomeEmail.jobs``: the jobs pushed in fake mode (see ``roadie.testing``)."""
+
+    def __get__(self, obj: object, owner: type[Job]) -> list[Payload]:
+        from roadie.testing import pushed_jobs
+
+        return pushed_jobs(owner.name)
+
+
 class Job:
     """Base class of every job. Subclass it and define ``perform``."""
 
@@ -72,6 +81,8 @@ class Job:
     #: Set on the instance before ``perform`` runs.
     jid: str
     payload: Payload
+    #: In fake mode (``roadie.testing.fake()``), the payloads pushed for this class.
+    jobs = _FakeJobs()
 
     def __init_subclass__(
         cls,
@@ -201,6 +212,11 @@ class JobFunction(Generic[F]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+    @property
+    def jobs(self) -> list[Payload]:
+        """In fake mode (``roadie.testing.fake()``), the payloads pushed for this job."""
+        return self.job_cls.jobs
 
     def set(self, **options: Any) -> JobSetter:
         return self.job_cls.set(**options)

@@ -91,3 +91,13 @@ class Keys:
 
     def recover_lock(self, identity: str) -> str:
         return self._k(f"roadie:lock:recover:{identity}")
+
+    @property
+    def periodic(self) -> str:
+        """Hash: periodic schedule name -> its JSON definition, from running processes."""
+        return self._k("roadie:periodic")
+
+    @property
+    def periodic_last(self) -> str:
+        """Hash: periodic schedule name -> its last tick pushed (epoch seconds)."""
+        return self._k("roadie:periodic:last")

@@ -28,6 +28,7 @@ class Scripts:
         self._enqueue_due = redis.register_script(source("enqueue_due"))
         self._recover = redis.register_script(source("recover"))
         self._requeue = redis.register_script(source("requeue"))
+        self._periodic_tick = redis.register_script(source("periodic_tick"))
 
     @staticmethod
     def _run(script: Script, keys: Sequence[str], args: Sequence[Any], client: Any) -> Any:
@@ -112,3 +113,20 @@ class Scripts:
                 queue_keys.append(qkey)
             args += [raw, index[qkey]]
         return int(self._run(self._requeue, [inflight, *queue_keys], args, client))
+
+    def periodic_tick(
+        self,
+        last_key: str,
+        queues_key: str,
+        queue_key: str,
+        name: str,
+        tick_at: int,
+        raw: bytes | None,
+        queue: str,
+        client: Any = None,
+    ) -> bool:
+        """Take tick ``tick_at`` of schedule ``name`` and push ``raw`` (None: dropped
+        by middleware); False if that tick, or a later one, was already taken."""
+        args = [name, tick_at, raw if raw is not None else b"", queue]
+        keys = [last_key, queues_key, queue_key]
+        return int(self._run(self._periodic_tick, keys, args, client)) == 1

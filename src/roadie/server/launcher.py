@@ -19,6 +19,7 @@ import redis as redis_lib
 
 from roadie.config import Config
 from roadie.connection import MIN_REDIS_VERSION, Redis, connect, redact, resolve_url, server_version
+from roadie.cron import Schedules, default_schedules
 from roadie.errors import RedisUnavailable
 from roadie.keys import Keys
 from roadie.middleware import Hooks
@@ -29,6 +30,7 @@ from roadie.server.heartbeat import Heartbeat
 from roadie.server.janitor import Janitor
 from roadie.server.manager import Manager
 from roadie.server.outage import TRANSIENT, Outage
+from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
 from roadie.server.processor import AsyncRunner, Processor
 from roadie.server.state import State
@@ -44,6 +46,7 @@ class Launcher:
         hooks: Hooks | None = None,
         registry: Registry | None = None,
         redis: Redis | None = None,
+        schedules: Schedules | None = None,
     ) -> None:
         self.config = config
         self.hooks = hooks or default_hooks
@@ -68,6 +71,14 @@ class Launcher:
         )
         self.poller = Poller(
             self.redis, config, self.keys, self.hooks, self.outage, self.background_stop
+        )
+        # Schedules from the code (roadie.periodic) and from the config file.
+        self.schedules = Schedules(
+            [*(default_schedules if schedules is None else schedules), *config.periodic]
+        )
+        self.periodic = PeriodicScheduler(
+            self.redis, config, self.keys, self.hooks, self.registry, self.outage,
+            self.background_stop, self.schedules, identity=self.state.identity,
         )
         self.janitor = Janitor(
             self.redis, config, self.keys, self.state.identity, self.outage,
@@ -147,6 +158,7 @@ class Launcher:
         self.manager.start()
         self.heartbeat.start()
         self.poller.start()
+        self.periodic.start()
         self.janitor.start()
         log.info(
             "roadie %s started: %d processors, queues %s, Redis %s",
