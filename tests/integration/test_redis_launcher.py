@@ -206,3 +206,26 @@ def test_signals_from_redis_request_quiet_and_stop(
     r.lpush(signals, "TERM")
     launcher.heartbeat.beat()
     assert launcher.stop_requested.is_set()
+
+
+def test_os_signal_arriving_inside_event_wait_does_not_deadlock(config: Config) -> None:
+    """Regression: the TERM handler used to call Event.set(); run while the main
+    thread was inside Event.wait() (holding the Event's lock) it hung forever."""
+    import os
+    import signal
+
+    launcher = Launcher(config, registry=Registry(), hooks=Hooks())
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT,
+                                               signal.SIGTSTP, signal.SIGTTIN)}
+    launcher.install_signal_handlers()
+    try:
+        with launcher.stop_requested._cond:  # what Event.wait() holds
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0)  # a bytecode boundary: the handler runs here
+            assert list(launcher._os_signals) == ["TERM"]  # it ran, and returned
+        assert not launcher.stop_requested.is_set()  # the main loop acts on it later
+        launcher.handle_signal(launcher._os_signals.popleft())
+        assert launcher.stop_requested.is_set()
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from types import FrameType
 
 import redis as redis_lib
@@ -85,6 +86,7 @@ class Launcher:
             self.background_stop, hooks=self.hooks, held=self._held,
         )
         self.manager = Manager(config.concurrency, self.state, self._processor)
+        self._os_signals: deque[str] = deque()
         self.quiet_requested = threading.Event()
         self.stop_requested = threading.Event()
         self.hard_stopped = False
@@ -231,8 +233,11 @@ class Launcher:
             log.warning("thread %s\n%s", thread.name, stack)
 
     def install_signal_handlers(self) -> None:
+        # The handler only records the signal. Setting an Event here could deadlock:
+        # the handler runs in the main thread, which may be inside Event.wait()
+        # holding that Event's lock; logging from a handler has the same hazard.
         def on_os_signal(signum: int, _frame: FrameType | None) -> None:
-            self.handle_signal(signal.Signals(signum).name.removeprefix("SIG"))
+            self._os_signals.append(signal.Signals(signum).name.removeprefix("SIG"))
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN):
             signal.signal(sig, on_os_signal)
@@ -241,7 +246,10 @@ class Launcher:
         """Start, serve until TERM/INT, stop; returns the exit code (0)."""
         self.install_signal_handlers()
         self.start()
-        while not self.stop_requested.wait(0.2):
+        while not self.stop_requested.is_set():
+            time.sleep(0.1)
+            while self._os_signals:
+                self.handle_signal(self._os_signals.popleft())
             if self.quiet_requested.is_set() and not self.state.quiet.is_set():
                 self.quiet()
         self.stop()
