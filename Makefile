@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The short tour (push, schedule, fail and retry), then the signup story
+# (a web app handing mail, SMS, reminders and a periodic API call to roadie).
 demo: venv
 	$(VENV)/bin/python examples/demo.py
+	$(VENV)/bin/python examples/signup/run_story.py
 
 test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
