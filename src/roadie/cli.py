@@ -49,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="also list the schedules these modules define; repeatable")
     per.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    web = sub.add_parser("web", help="serve the dashboard (needs roadie[web])")
+    common(web)
+    web.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", "-p", type=int, default=7433, help="port (default 7433)")
+    web.add_argument("--password", help="require HTTP basic auth (user 'roadie'); "
+                     "env ROADIE_WEB_PASSWORD")
+
     emb = sub.add_parser("embedded", help="start/stop/status of the embedded redis-server")
     emb.add_argument("action", choices=["start", "stop", "status"])
     emb.add_argument("--dir", default=".roadie/redis", help="data folder (default .roadie/redis)")
@@ -174,6 +182,22 @@ def cmd_periodic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from roadie.web import basic_auth, create_app
+    except ImportError as exc:
+        raise RoadieError(f"the dashboard needs: pip install 'roadie[web]' ({exc})") from None
+    password = args.password or os.environ.get("ROADIE_WEB_PASSWORD")
+    if not password and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"roadie: warning: serving on {args.host} without a password "
+              "(--password or ROADIE_WEB_PASSWORD)", file=sys.stderr)
+    app = create_app(load_config(args), auth=basic_auth(password) if password else None)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def cmd_embedded(args: argparse.Namespace) -> int:
     from roadie import embedded
 
@@ -185,7 +209,7 @@ def cmd_embedded(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": cmd_run, "check": cmd_check, "embedded": cmd_embedded,
-                "periodic": cmd_periodic}
+                "periodic": cmd_periodic, "web": cmd_web}
     try:
         return commands[args.command](args)
     except RoadieError as exc:

@@ -75,6 +75,11 @@ class Keys:
     def process_cleanup(self) -> str:
         return self._k("process_cleanup")
 
+    @property
+    def paused(self) -> str:
+        """Set of paused queue names (Sidekiq Pro's name); processes skip them."""
+        return self._k("paused")
+
     # --- roadie's own keys ----------------------------------------------
     def inflight(self, identity: str) -> str:
         """Jobs a process has fetched and not yet finished (reliable fetch)."""

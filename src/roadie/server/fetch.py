@@ -45,19 +45,29 @@ class Fetcher:
             self._weighted += [keys.queue(name)] * max(1, weight)
         self.queue_keys = list(self._strict_keys)
 
-    def order(self) -> list[str]:
+    def order(self, skip: frozenset[str] = frozenset()) -> list[str]:
+        """Queue keys to try, in order, without the ``skip`` ones (paused queues)."""
         if self.config.strict:
-            return self._strict_keys
+            if not skip:
+                return self._strict_keys
+            return [k for k in self._strict_keys if k not in skip]
         shuffled = random.sample(self._weighted, len(self._weighted))
-        return list(dict.fromkeys(shuffled))
+        return [k for k in dict.fromkeys(shuffled) if k not in skip]
 
-    def fetch(self, count: int = 1, ack: UnitOfWork | None = None) -> list[UnitOfWork]:
+    def fetch(self, count: int = 1, ack: UnitOfWork | None = None,
+              skip: frozenset[str] = frozenset()) -> list[UnitOfWork]:
         """Take up to ``count`` jobs without blocking, in queue order.
 
         ``ack``: a job that succeeded, acknowledged in the same round trip.
+        ``skip``: queue keys not to take from (paused).
         """
+        order = self.order(skip)
+        if not order:
+            if ack is not None:
+                self.ack(ack)
+            return []
         pairs = self.scripts.fetch(
-            self.inflight, self.order(), count, ack=None if ack is None else ack.raw
+            self.inflight, order, count, ack=None if ack is None else ack.raw
         )
         return [UnitOfWork(k, raw) for k, raw in pairs]
 

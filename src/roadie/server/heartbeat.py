@@ -137,6 +137,11 @@ class Heartbeat:
             pipe.set(self.keys.alive(ident), b"1", px=int(self.config.process_ttl_s * 1000))
             pipe.sadd(self.keys.inflight_owners, ident)
             results = pipe.execute()
+            # Queues paused from a dashboard: processors skip them from the next fetch.
+            self.state.paused = frozenset(
+                self.keys.queue(m.decode() if isinstance(m, bytes) else str(m))
+                for m in self.redis.smembers(self.keys.paused)
+            )
             self.outage.ok()
         except TRANSIENT as exc:
             self.state.restore_counts(processed, failed)

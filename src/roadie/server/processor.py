@@ -162,10 +162,17 @@ class Processor:
                 log.debug("closing a processor's connection failed", exc_info=True)
 
     def _next(self, ack: UnitOfWork | None = None) -> UnitOfWork | None:
-        got = self.fetcher.fetch(1, ack=ack)
+        paused = self.state.paused
+        got = self.fetcher.fetch(1, ack=ack, skip=paused)
         if got:
             return got[0]
         key = self._block_keys[self._turn % len(self._block_keys)]
+        if key in paused:
+            # Never block on a paused queue: wait as long as a blocking fetch would.
+            self.state.quiet.wait(self._block_timeout)
+            if self._rotate:
+                self._turn += 1
+            return None
         uow = self.fetcher.fetch_blocking(key, self._block_timeout)
         if uow is None and self._rotate:
             self._turn += 1

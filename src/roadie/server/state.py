@@ -30,6 +30,8 @@ class State:
         self._failed = 0
         #: tid -> work entry JSON (what the heartbeat writes to <identity>:work).
         self.work: dict[str, bytes] = {}
+        #: Keys of paused queues (the ``paused`` set, read by each heartbeat).
+        self.paused: frozenset[str] = frozenset()
 
     def count(self, *, failed: bool) -> None:
         with self._lock:
