@@ -12,6 +12,7 @@ one Redis database between apps, or talk to a namespaced Sidekiq 6 install).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +107,22 @@ class Keys:
     def periodic_last(self) -> str:
         """Hash: periodic schedule name -> its last tick pushed (epoch seconds)."""
         return self._k("roadie:periodic:last")
+
+    # --- Sidekiq 7's execution metrics (SIDEKIQ-WIRE.md section 11) -----
+    def metrics(self, at: datetime) -> str:
+        """Hash of one UTC minute: ``<Class>|p``, ``|f``, ``|ms`` (``j|20240214|8:3``)."""
+        return self._k(f"j|{at:%Y%m%d}|{at.hour}:{at.minute}")
+
+    def metrics_histogram(self, job_class: str, at: datetime) -> str:
+        """Run-time histogram of one class in one UTC minute (``Foo-14-08:3``)."""
+        return self._k(f"{job_class}-{at:%d-%H}:{at.minute}")
+
+
+#: Upper bounds (ms, exclusive) of Sidekiq 7's 26 histogram buckets; the last is "slow".
+HISTOGRAM_BOUNDS_MS = (
+    20, 30, 45, 65, 100, 150, 225, 335, 500, 750, 1100, 1700, 2500, 3800, 5750, 8500,
+    13000, 20000, 30000, 45000, 65000, 100000, 150000, 225000, 335000,
+)
+HISTOGRAM_BUCKETS = len(HISTOGRAM_BOUNDS_MS) + 1
+#: TTL of the minute hashes and histograms (Sidekiq 7: 8 hours).
+METRICS_TTL_S = 8 * 3600

@@ -203,3 +203,26 @@ def test_phone_and_dark_theme(page: Page, r: redis.Redis, config: Config) -> Non
     bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert bg == "rgb(21, 23, 26)"
     shot(page, "retries-phone-dark")
+
+
+def test_metrics_page(page: Page, r: redis.Redis) -> None:
+    from roadie.server.heartbeat import flush_metrics
+    from roadie.server.state import State
+
+    state = State("web-1:31337:0a1b2c")
+    for ms in (12, 25, 40, 90, 240, 480):
+        state.count(failed=False, job_class="SendWelcomeEmail", ms=ms)
+    for ms in (700, 1500):
+        state.count(failed=False, job_class="SyncRates", ms=ms)
+    state.count(failed=True, job_class="SyncRates")
+    pipe = r.pipeline(transaction=True)
+    flush_metrics(pipe, KEYS, state.take_metrics(), time.time())
+    pipe.execute()
+
+    page.goto("/metrics")
+    rows = page.locator("table tbody tr")
+    rows.first.wait_for(timeout=10000)
+    text = page.locator("table").inner_text()
+    assert "SendWelcomeEmail" in text and "SyncRates" in text
+    assert page.locator("svg rect").count() > 0
+    shot(page, "metrics")

@@ -16,6 +16,7 @@ share a connection. The running process (``roadie.server``) never imports this
 package.
 """
 
+from roadie.api.metrics import JobMetrics, Metrics, MetricsResult
 from roadie.api.processes import Process, ProcessSet
 from roadie.api.queues import Queue, queue_sizes, queues
 from roadie.api.records import JobRecord
@@ -34,7 +35,10 @@ __all__ = [
     "DeadSet",
     "History",
     "JobKilled",
+    "JobMetrics",
     "JobRecord",
+    "Metrics",
+    "MetricsResult",
     "Process",
     "ProcessSet",
     "Queue",

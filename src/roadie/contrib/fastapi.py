@@ -33,11 +33,16 @@ With a lifespan of your own, enter roadie's inside it::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.types import Receive, Scope, Send
 
 import roadie
 from roadie import aio
@@ -46,7 +51,7 @@ from roadie.client import Client
 from roadie.config import Config
 from roadie.connection import redact
 
-__all__ = ["AsyncClient", "Roadie", "RoadieClient", "async_client"]
+__all__ = ["AsyncClient", "Roadie", "RoadieClient", "async_client", "dashboard"]
 
 
 class Roadie:
@@ -92,3 +97,39 @@ async def async_client() -> AsyncClient:
 
 #: ``jobs: RoadieClient`` in a view's parameters injects the asyncio client.
 RoadieClient = Annotated[AsyncClient, Depends(async_client)]
+
+
+def dashboard(
+    config: Config | None = None,
+    *,
+    require: Callable[[Request], bool | Awaitable[bool]] | None = None,
+    login_url: str | None = None,
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """roadie's dashboard, to ``app.mount("/roadie", dashboard(require=...))``.
+
+    ``require`` gets each dashboard request (a Starlette ``Request``: ``request.session``
+    with Starlette's ``SessionMiddleware``, your cookies and headers) and returns, or
+    awaits to, True to let it in. Otherwise the request is sent to
+    ``login_url?next=<path>`` (303), or refused with 401 without a ``login_url``. The
+    dashboard reads the Redis of ``config``, by default that of roadie's default client
+    (``Roadie(config)`` sets it). It keeps its own CSRF protection. Needs the ``web``
+    extra.
+    """
+    from roadie.web import create_app
+
+    app = create_app(config or roadie.get_client().config,
+                     auth=require if login_url is None else None)
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and require is not None and login_url is not None:
+            request = Request(scope)
+            allowed = require(request)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            if not allowed:
+                target = f"{login_url}?{urlencode({'next': request.url.path})}"
+                await RedirectResponse(target, 303)(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return guarded

@@ -78,6 +78,50 @@ class Roadie:
         client: Client = current_app.extensions[EXTENSION]
         return client
 
+    def mount_dashboard(
+        self,
+        app: Flask,
+        path: str = "/roadie",
+        *,
+        require: Callable[[], bool] | None = None,
+        login_view: str | None = None,
+    ) -> None:
+        """Serve roadie's dashboard at ``path`` of ``app``, behind the app's own login.
+
+        ``require`` runs inside the app's request context (``session``,
+        flask-login's ``current_user``) for every dashboard request; when it returns
+        False the request is sent to ``url_for(login_view, next=...)``, or refused
+        with 401 without a ``login_view``. The dashboard (Starlette, through a2wsgi)
+        is mounted with werkzeug's ``DispatcherMiddleware`` and reads the Redis of the
+        app's ``ROADIE_*`` settings; it keeps its own CSRF protection. Needs the
+        ``web`` extra. Call after ``init_app``.
+        """
+        from a2wsgi import ASGIMiddleware
+        from flask import redirect, request, url_for
+        from werkzeug.middleware.dispatcher import DispatcherMiddleware
+        from werkzeug.wrappers import Response
+
+        from roadie.web import create_app
+
+        prefix = "/" + path.strip("/")
+        client: Client = app.extensions[EXTENSION]
+        dashboard: Any = ASGIMiddleware(create_app(client.config))  # type: ignore[arg-type]
+        dispatch = DispatcherMiddleware(app.wsgi_app, {prefix: dashboard})
+
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+            where = environ.get("PATH_INFO", "")
+            if require is not None and (where == prefix or where.startswith(prefix + "/")):
+                with app.request_context(environ):
+                    if not require():
+                        refusal: Any = (
+                            redirect(url_for(login_view, next=request.full_path.rstrip("?")))
+                            if login_view else Response("login required", 401)
+                        )
+                        return refusal(environ, start_response)
+            return dispatch(environ, start_response)
+
+        app.wsgi_app = wsgi_app  # type: ignore[method-assign]
+
 
 def app_context_middleware(
     app: Flask,

@@ -1,9 +1,10 @@
 """Heartbeat: the process hash Sidekiq's tools read, stats, running jobs, signals.
 
 Every ``heartbeat_interval_s`` (5 s, as Sidekiq 6) one MULTI writes the stats
-counters, the work hash (both ``<id>:work`` and Sidekiq 6.4's ``<id>:workers``),
-``processes`` and the ``<identity>`` hash (TTL 60 s), refreshes roadie's short
-liveness key, and pops one signal sent by a dashboard (TSTP, TERM, TTIN).
+counters, Sidekiq 7's execution metrics (``j|...`` and histograms), the work
+hash (both ``<id>:work`` and Sidekiq 6.4's ``<id>:workers``), ``processes`` and
+the ``<identity>`` hash (TTL 60 s), refreshes roadie's short liveness key, and
+pops one signal sent by a dashboard (TSTP, TERM, TTIN).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import orjson
 
 from roadie.config import Config
 from roadie.connection import Redis
-from roadie.keys import Keys
+from roadie.keys import METRICS_TTL_S, Keys
 from roadie.server.outage import TRANSIENT, Outage
-from roadie.server.state import State
+from roadie.server.state import METRIC_F, METRIC_HIST, METRIC_MS, METRIC_P, State
 
 log = logging.getLogger("roadie")
 
@@ -49,6 +50,29 @@ def flush_stats(pipe: Any, keys: Keys, processed: int, failed: int, at: float) -
             pipe.incrby(keys.stat(name), n)
             pipe.incrby(keys.stat_daily(name, day), n)
             pipe.expire(keys.stat_daily(name, day), STATS_TTL_S)
+
+
+def flush_metrics(pipe: Any, keys: Keys, metrics: dict[str, list[int]], at: float) -> None:
+    """Sidekiq 7's execution metrics: the minute hash and one histogram per class."""
+    if not metrics:
+        return
+    now = datetime.fromtimestamp(at, UTC)
+    key = keys.metrics(now)
+    for job_class, m in metrics.items():
+        pipe.hincrby(key, f"{job_class}|p", m[METRIC_P])
+        if m[METRIC_F]:
+            pipe.hincrby(key, f"{job_class}|f", m[METRIC_F])
+        if m[METRIC_P] > m[METRIC_F]:
+            pipe.hincrby(key, f"{job_class}|ms", m[METRIC_MS])
+        args: list[Any] = []
+        for i, n in enumerate(m[METRIC_HIST:]):
+            if n:
+                args += ["INCRBY", "u16", f"#{i}", n]
+        if args:
+            gram = keys.metrics_histogram(job_class, now)
+            pipe.execute_command("BITFIELD", gram, "OVERFLOW", "SAT", *args)
+            pipe.expire(gram, METRICS_TTL_S)
+    pipe.expire(key, METRICS_TTL_S)
 
 
 class Heartbeat:
@@ -107,6 +131,7 @@ class Heartbeat:
     def beat(self) -> bool:
         """One heartbeat; returns False (and keeps the counts) if Redis failed."""
         processed, failed = self.state.take_counts()
+        metrics = self.state.take_metrics()
         try:
             t0 = time.monotonic()
             self.redis.ping()
@@ -116,6 +141,7 @@ class Heartbeat:
             work = dict(self.state.work)
             pipe = self.redis.pipeline(transaction=True)
             flush_stats(pipe, self.keys, processed, failed, now)
+            flush_metrics(pipe, self.keys, metrics, now)
             pipe.unlink(self.keys.work(ident), self.keys.workers(ident))
             if work:
                 for key in (self.keys.work(ident), self.keys.workers(ident)):
@@ -145,10 +171,12 @@ class Heartbeat:
             self.outage.ok()
         except TRANSIENT as exc:
             self.state.restore_counts(processed, failed)
+            self.state.restore_metrics(metrics)
             self.outage.failed(exc, "heartbeat")
             return False
         except Exception:
             self.state.restore_counts(processed, failed)
+            self.state.restore_metrics(metrics)
             log.exception("heartbeat failed")
             return False
         existed, signal = results[-6], results[-3]
@@ -184,10 +212,12 @@ class Heartbeat:
     def clear(self) -> None:
         """At clean exit: flush stats, leave ``processes``, drop work and liveness."""
         processed, failed = self.state.take_counts()
+        metrics = self.state.take_metrics()
         ident = self.state.identity
         try:
             pipe = self.redis.pipeline(transaction=True)
             flush_stats(pipe, self.keys, processed, failed, time.time())
+            flush_metrics(pipe, self.keys, metrics, time.time())
             pipe.srem(self.keys.processes, ident)
             pipe.unlink(self.keys.work(ident), self.keys.workers(ident), self.keys.alive(ident))
             # The in-flight list stays registered: a job fetched at the last moment

@@ -42,6 +42,12 @@ async def _guard(coro: Any) -> tuple[bool, Any]:
         return False, exc
 
 
+def _metrics_class(payload: pl.Payload) -> str:
+    """The class name execution metrics use: ``wrapped`` if present, as Sidekiq 7."""
+    wrapped = payload.get("wrapped")
+    return wrapped if isinstance(wrapped, str) and wrapped else str(payload.get("class"))
+
+
 class AsyncRunner:
     """One event loop thread on which every ``async def perform`` runs."""
 
@@ -226,12 +232,14 @@ class Processor:
             self.hooks.report_error(exc, {"context": "Job raised exception",
                                           "job": payload, "queue": queue})
             self.fail(uow, payload, exc, queue, job_cls)
-            self.state.count(failed=True)
+            self.state.count(failed=True, job_class=_metrics_class(payload))
             return None
+        elapsed = time.monotonic() - t0
         if verbose:
-            ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
+            ctx["elapsed"] = f"{elapsed:.3f}"
             log.info("done", extra={"roadie": ctx})
-        self.state.count(failed=False)
+        self.state.count(failed=False, job_class=_metrics_class(payload),
+                         ms=int(elapsed * 1000))
         if defer_ack and not self.abandoned:
             return uow
         self._write_outcome(lambda: self.fetcher.ack(uow))

@@ -6,9 +6,17 @@ import os
 import socket
 import threading
 import time
+from bisect import bisect_right
 from typing import Any
 
 import orjson
+
+from roadie.keys import HISTOGRAM_BOUNDS_MS, HISTOGRAM_BUCKETS
+
+#: One class's metrics since the last flush: executions, failures, ms of successes,
+#: then the histogram buckets of successful run times.
+METRIC_P, METRIC_F, METRIC_MS, METRIC_HIST = 0, 1, 2, 3
+METRIC_SIZE = METRIC_HIST + HISTOGRAM_BUCKETS
 
 
 def make_identity() -> str:
@@ -28,16 +36,45 @@ class State:
         self._lock = threading.Lock()
         self._processed = 0
         self._failed = 0
+        #: Job class -> counters (layout ``METRIC_*``), flushed by the heartbeat.
+        self._metrics: dict[str, list[int]] = {}
         #: tid -> work entry JSON (what the heartbeat writes to <identity>:work).
         self.work: dict[str, bytes] = {}
         #: Keys of paused queues (the ``paused`` set, read by each heartbeat).
         self.paused: frozenset[str] = frozenset()
 
-    def count(self, *, failed: bool) -> None:
+    def count(self, *, failed: bool, job_class: str | None = None, ms: int = 0) -> None:
+        """Count one job; with ``job_class``, also its metrics (``ms`` if it succeeded)."""
         with self._lock:
             self._processed += 1
             if failed:
                 self._failed += 1
+            if job_class is None:
+                return
+            m = self._metrics.get(job_class)
+            if m is None:
+                m = self._metrics[job_class] = [0] * METRIC_SIZE
+            m[METRIC_P] += 1
+            if failed:
+                m[METRIC_F] += 1
+            else:
+                m[METRIC_MS] += ms
+                m[METRIC_HIST + bisect_right(HISTOGRAM_BOUNDS_MS, ms)] += 1
+
+    def take_metrics(self) -> dict[str, list[int]]:
+        with self._lock:
+            metrics, self._metrics = self._metrics, {}
+            return metrics
+
+    def restore_metrics(self, metrics: dict[str, list[int]]) -> None:
+        with self._lock:
+            for job_class, counts in metrics.items():
+                m = self._metrics.get(job_class)
+                if m is None:
+                    self._metrics[job_class] = counts
+                else:
+                    for i, n in enumerate(counts):
+                        m[i] += n
 
     def take_counts(self) -> tuple[int, int]:
         with self._lock:

@@ -343,6 +343,7 @@ def create_app(config: Config | None = None, auth: AuthHook | None = None, *,
 
         config = load()
     d = Dashboard(config, data or Data(config))
+    from roadie.web import metrics, periodic
 
     def known_set(
         handler: Callable[[Request], Any],
@@ -362,6 +363,8 @@ def create_app(config: Config | None = None, auth: AuthHook | None = None, *,
         Route("/busy", d.busy),
         Route("/busy", d.busy_post, methods=["POST"]),
         Route("/queues", d.queues_page),
+        Route("/periodic", periodic.page),
+        Route("/metrics", metrics.page),
         Route("/queues/{name:path}", d.queue_page),
         Route("/queues/{name:path}", d.queue_post, methods=["POST"]),
         Route("/api/openapi.json", d.api_openapi),
@@ -371,6 +374,8 @@ def create_app(config: Config | None = None, auth: AuthHook | None = None, *,
         Route("/api/queues/{name}", d.api_queue),
         Route("/api/queues/{name}/{action}", d.api_queue_action, methods=["POST"]),
         Route("/api/processes", d.api_processes),
+        Route("/api/periodic", periodic.api),
+        Route("/api/metrics", metrics.api),
         Route("/api/processes/{identity}/{action}", d.api_process_action,
               methods=["POST"]),
         Route("/api/sets/{set}", known_set(d.api_set)),

@@ -41,6 +41,11 @@ def document(root: str = "") -> dict[str, Any]:
         "servers": [{"url": root or "/"}],
         "paths": {
             "/api/stats": _get("Totals: processed, failed, busy, enqueued, sets, latency"),
+            "/api/metrics": _get(
+                "Per job class executions, failures, total and average ms, and the "
+                "run-time histogram (26 buckets) over the last hours",
+                [{"name": "hours", "in": "query",
+                  "schema": {"type": "integer", "enum": [1, 2, 4, 8]}}]),
             "/api/history": _get("Daily processed and failed counts", [
                 {"name": "days", "in": "query", "schema": {"type": "integer"}}]),
             "/api/queues": _get("Every queue with size, latency and paused flag"),
@@ -56,6 +61,8 @@ def document(root: str = "") -> dict[str, Any]:
                 [_SET, _path("key"), _path("action", ["retry", "enqueue", "delete",
                                                       "kill"])]),
             "/api/processes": _get("Live processes and the jobs running now"),
+            "/api/periodic": _get(
+                "Periodic schedules: cron, tz, class, queue, last and next run, state"),
             "/api/processes/{identity}/{action}": _post(
                 "Quiet or stop one process (identity) or every one ('all')",
                 [_path("identity"), _path("action", ["quiet", "stop"])]),
