@@ -226,3 +226,30 @@ def test_metrics_page(page: Page, r: redis.Redis) -> None:
     assert "SendWelcomeEmail" in text and "SyncRates" in text
     assert page.locator("svg rect").count() > 0
     shot(page, "metrics")
+
+
+def test_periodic_page(page: Page, r: redis.Redis, config: Config) -> None:
+    import threading
+
+    from roadie.cron import make_schedule
+    from roadie.middleware import Hooks
+    from roadie.registry import Registry
+    from roadie.server.outage import Outage
+    from roadie.server.periodic import PeriodicScheduler
+
+    nightly = make_schedule("0 3 * * *", "app.Report", [1], name="nightly", tz="Europe/Paris")
+    rates = make_schedule("*/5 * * * *", "app.SyncRates", ["EUR"], name="rates", queue="rates")
+    s = PeriodicScheduler(r, config, KEYS, Hooks(), Registry(), Outage(config.redis_url),
+                          threading.Event(), [nightly, rates], identity="web-1:42:abc")
+    now = time.time()
+    s.register(now=now)
+    last = rates.latest_at_or_before(now)
+    assert last is not None and s.push(rates, last)[0]
+
+    page.goto("/periodic")
+    rows = page.locator("tr.periodic")
+    rows.first.wait_for(timeout=10000)
+    assert rows.count() == 2
+    assert "Europe/Paris" in rows.nth(0).inner_text()
+    assert "rates" in rows.nth(1).inner_text()
+    shot(page, "periodic")
