@@ -276,6 +276,7 @@ def story(site: str, world: OutsideWorld, services: list[Service],
     users = {u["name"]: u for u in get_json(f"{site}/api/users")}
     rates = get_json(f"{site}/api/rates")
     home = http("GET", f"{site}/")[2].decode()
+    board_status, _, board, _ = http("GET", f"{site}/roadie/")
     mails, sms = world.mail.received(), world.sms.received()
     print("\nWhat arrived")
     print(f"   mail server: {len(mails)} mails")
@@ -288,6 +289,7 @@ def story(site: str, world: OutsideWorld, services: list[Service],
     shown_rates = ", ".join(f"{v} {c}" for c, v in rates["rates"].items())
     print(f"   the site shows 1 {rates['base']} = {shown_rates} "
           f"(fetch {rates['fetches']} of the periodic job; see GET / and GET /api/rates)")
+    print(f"   roadie's dashboard: {site}/roadie/ (processed jobs, queues, retries, periodic)")
 
     expected_mails = sorted([
         ("ada@example.com", "Welcome to Signup, Ada!"),
@@ -310,6 +312,8 @@ def story(site: str, world: OutsideWorld, services: list[Service],
         problems.append("some users were not marked as welcomed")
     if not all(name in home for name in users) or "Rates for 1 EUR" not in home:
         problems.append("the home page does not show the users and the rates")
+    if board_status != 200 or b"roadie" not in board:
+        problems.append(f"the dashboard at /roadie/ answered {board_status}")
     if opts.json:
         Path(opts.json).write_text(json.dumps(
             {"mails": mails, "sms": sms, "users": list(users.values()), "rates": rates,
@@ -323,6 +327,7 @@ def story(site: str, world: OutsideWorld, services: list[Service],
 
 def keep_running(site: str, url: str) -> None:
     print(f"\nEverything keeps running: open {site} (Ctrl-C to stop)")
+    print(f"   roadie's dashboard: {site}/roadie/")
     print(f"   roadie's Redis: {url}")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

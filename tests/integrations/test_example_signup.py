@@ -26,6 +26,8 @@ def test_the_story(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.rstrip().endswith("story OK")
     assert "the roadie process: exit code 0" in done.stdout
+    # The story fetched the mounted dashboard (a PROBLEM line otherwise) and printed its link.
+    assert re.search(r"roadie's dashboard: http://127\.0\.0\.1:\d+/roadie/", done.stdout)
 
     arrived = json.loads(report.read_text())
     mails = sorted((m["from"], m["to"], m["subject"], m["body"]) for m in arrived["mails"])

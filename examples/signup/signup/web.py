@@ -16,11 +16,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Form, HTTPException
+from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
-from roadie.contrib.fastapi import Roadie, RoadieClient
+from roadie.contrib.fastapi import Roadie, RoadieClient, dashboard
 from signup import db
 from signup.jobs import PackagePickedUpSms, ProfileReminder, WelcomeEmail
 from signup.settings import settings
@@ -36,6 +36,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="Signup", lifespan=lifespan)
+
+
+def local_only(request: Request) -> bool:
+    """Who may see roadie's dashboard. The example lets in this machine only; a real
+    site checks its own login here (see docs/fastapi.md)."""
+    return request.client is not None and request.client.host in ("127.0.0.1", "::1")
+
+
+# roadie's dashboard (queues, retries, the periodic rates job...) at /roadie/.
+app.mount("/roadie", dashboard(require=local_only))
 
 
 # --- pages -----------------------------------------------------------------
