@@ -12,7 +12,7 @@
     # and in a shell:  roadie run -r myapp.jobs -q mail -q default
 """
 
-from roadie.client import Client, configure, get_client, push
+from roadie.client import Client, configure, get_client, push, redis_client
 from roadie.config import Config
 from roadie.cron import Schedule, Schedules, default_schedules, periodic
 from roadie.errors import (
@@ -58,4 +58,5 @@ __all__ = [
     "job",
     "periodic",
     "push",
+    "redis_client",
 ]

@@ -210,6 +210,27 @@ def configure(config: Config | None = None, *, client: Client | None = None) -> 
         return client
 
 
+_thread_local = threading.local()
+
+
+def redis_client() -> Redis:
+    """A Redis client of this thread, on the default client's Redis.
+
+    Meant for jobs that use Redis themselves: each thread (each processor) gets one
+    connection of its own, so many processors never wait on a connection pool's lock
+    (with 10 threads a pooled redis-py client costs about 1.5 times as much CPU per
+    command). Raw bytes, like every roadie client. Not for pub/sub or commands that
+    change the connection's state (SELECT, CLIENT SETNAME...).
+    """
+    client = get_client()
+    mine = _thread_local.__dict__
+    redis = mine.get("redis")
+    if redis is None or mine.get("owner") is not client:
+        redis = connect(client.config, single_connection_client=True)
+        mine["redis"], mine["owner"] = redis, client
+    return redis
+
+
 def get_client() -> Client:
     """The default client, configured from the environment on first use."""
     client = _default_client

@@ -4,17 +4,29 @@
 -- KEYS[1]     in-flight list of the fetching process (roadie:inflight:<identity>)
 -- KEYS[2..n]  queue lists (queue:<name>) in fetch order (strict, or shuffled by weight)
 -- ARGV[1]     how many jobs to take at most
--- ARGV[2]     optional: the raw of a job that just succeeded, removed from the
---             in-flight list first (its acknowledgement rides on this round trip)
+-- ARGV[2]     share: when > 0, take at most max(1, floor(length / share)) jobs from
+--             the first non-empty queue, so that a processor takes several jobs
+--             only from a queue deep enough to keep every processor busy (share =
+--             the process's concurrency); 0 takes ARGV[1] whatever the length
+-- ARGV[3..]   raws of jobs that just succeeded, removed from the in-flight list
+--             first (their acknowledgement rides on this round trip). Searched from
+--             the tail, where the oldest in-flight jobs are.
 -- Returns a flat array {key_index, raw, key_index, raw, ...}; key_index is the
 -- position of the queue in KEYS (2..n).
 local want = tonumber(ARGV[1])
-if ARGV[2] then
-  redis.call('LREM', KEYS[1], 1, ARGV[2])
+local share = tonumber(ARGV[2])
+for i = 3, #ARGV do
+  redis.call('LREM', KEYS[1], -1, ARGV[i])
 end
 local out = {}
 local got = 0
 for i = 2, #KEYS do
+  if got == 0 and share > 0 then
+    local len = redis.call('LLEN', KEYS[i])
+    if len > 0 then
+      want = math.min(want, math.max(1, math.floor(len / share)))
+    end
+  end
   while got < want do
     local raw = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')
     if not raw then break end

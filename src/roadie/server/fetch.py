@@ -10,6 +10,7 @@ janitor of any surviving process returns the list to the queues.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from roadie.config import Config
@@ -54,21 +55,18 @@ class Fetcher:
         shuffled = random.sample(self._weighted, len(self._weighted))
         return [k for k in dict.fromkeys(shuffled) if k not in skip]
 
-    def fetch(self, count: int = 1, ack: UnitOfWork | None = None,
-              skip: frozenset[str] = frozenset()) -> list[UnitOfWork]:
+    def fetch(self, count: int = 1, acks: Sequence[bytes] = (),
+              skip: frozenset[str] = frozenset(), share: int = 0) -> list[UnitOfWork]:
         """Take up to ``count`` jobs without blocking, in queue order.
 
-        ``ack``: a job that succeeded, acknowledged in the same round trip.
-        ``skip``: queue keys not to take from (paused).
+        ``acks``: raws of jobs that succeeded, acknowledged in the same round trip.
+        ``skip``: queue keys not to take from (paused). ``share``: see ``fetch.lua``.
         """
         order = self.order(skip)
         if not order:
-            if ack is not None:
-                self.ack(ack)
+            self.ack_many(acks)
             return []
-        pairs = self.scripts.fetch(
-            self.inflight, order, count, ack=None if ack is None else ack.raw
-        )
+        pairs = self.scripts.fetch(self.inflight, order, count, acks=acks, share=share)
         return [UnitOfWork(k, raw) for k, raw in pairs]
 
     def fetch_blocking(self, queue_key: str, timeout_s: float) -> UnitOfWork | None:
@@ -79,7 +77,17 @@ class Fetcher:
         return UnitOfWork(queue_key, bytes(raw))
 
     def ack(self, uow: UnitOfWork) -> None:
-        self.redis.lrem(self.inflight, 1, uow.raw)
+        self.redis.lrem(self.inflight, -1, uow.raw)
+
+    def ack_many(self, raws: Sequence[bytes]) -> None:
+        """Acknowledge succeeded jobs (each LREM is atomic on its own)."""
+        if len(raws) == 1:
+            self.redis.lrem(self.inflight, -1, raws[0])
+        elif raws:
+            pipe = self.redis.pipeline(transaction=False)
+            for raw in raws:
+                pipe.lrem(self.inflight, -1, raw)
+            pipe.execute()
 
     def retry(self, uow: UnitOfWork, new_raw: bytes, at: float) -> None:
         pipe = self.redis.pipeline(transaction=True)

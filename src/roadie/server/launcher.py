@@ -33,7 +33,7 @@ from roadie.server.manager import Manager
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
-from roadie.server.processor import AsyncRunner, Processor
+from roadie.server.processor import ACK_DELAY_S, AsyncRunner, Processor
 from roadie.server.state import State
 
 log = logging.getLogger("roadie")
@@ -99,9 +99,7 @@ class Launcher:
     def _held(self) -> set[bytes]:
         held: set[bytes] = set()
         for p in self.manager.processors:
-            for uow in (p.current, p.pending):
-                if uow is not None:
-                    held.add(uow.raw)
+            held.update(p.held())
         return held
 
     def _async_runner(self) -> AsyncRunner:
@@ -186,12 +184,21 @@ class Launcher:
         if not finished:
             busy = self.manager.busy()
             uows: list[UnitOfWork] = []
+            unstarted: list[UnitOfWork] = []
+            acks: list[bytes] = []
             for p in busy:
                 p.abandoned = True
+                # Jobs fetched with the running one and not started go back too,
+                # behind it (oldest last, so that it lands at the front of its queue).
+                unstarted.extend(reversed(p.batch))
                 if p.current is not None:
                     uows.append(p.current)
+                # Its earlier successes, not acknowledged yet: it writes nothing now.
+                acks.extend(p.take_acks())
             self.hard_stopped = True
             try:
+                self.fetcher.ack_many(acks)
+                self.fetcher.requeue(unstarted)
                 self.requeued = self.fetcher.requeue(uows)
                 for _ in range(self.requeued):
                     self.state.count(failed=True)
@@ -208,6 +215,25 @@ class Launcher:
         if self._async is not None:
             self._async.stop()
         log.info("bye")
+
+    def flush_acks(self, older_than: float = ACK_DELAY_S) -> int:
+        """Write the acknowledgements processors have held for ``older_than`` s.
+
+        A processor acknowledges its successes with its next fetch; while it runs a
+        long job after quick ones of the same batch, this (the main loop, ten times a
+        second) writes them, so finished jobs do not stay in flight.
+        """
+        written = 0
+        for p in self.manager.processors:
+            acks = p.take_acks(older_than)
+            if not acks:
+                continue
+            try:
+                self.fetcher.ack_many(acks)
+                written += len(acks)
+            except TRANSIENT:
+                p.restore_acks(acks)  # the processor's next fetch carries them
+        return written
 
     # --- signals -------------------------------------------------------------
     def remote_signal(self, name: str) -> None:
@@ -248,6 +274,7 @@ class Launcher:
         self.start()
         while not self.stop_requested.is_set():
             time.sleep(0.1)
+            self.flush_acks()
             while self._os_signals:
                 self.handle_signal(self._os_signals.popleft())
             if self.quiet_requested.is_set() and not self.state.quiet.is_set():

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -28,6 +29,12 @@ T = TypeVar("T")
 
 #: Longest a blocking fetch waits, so that a quiet or stop is noticed quickly.
 BLOCK_TIMEOUT_S = 2.0
+
+#: Most jobs one processor fetches at once (when the queue is deep enough).
+MAX_BATCH = 10
+
+#: Longest a succeeded job waits for its acknowledgement to ride on a fetch.
+ACK_DELAY_S = 0.05
 
 #: Class options that shape what a failure leads to.
 RETRY_OPTIONS = ("retry", "retry_queue", "dead", "backtrace", "retry_for")
@@ -92,8 +99,17 @@ class Processor:
         self.outage = outage
         self.async_runner = async_runner
         self.current: UnitOfWork | None = None
-        #: A succeeded job whose acknowledgement rides on the next fetch.
-        self.pending: UnitOfWork | None = None
+        #: Jobs fetched together with ``current`` and not started yet. Like every
+        #: fetched job they are in the in-flight list, so a kill -9 loses none.
+        self.batch: deque[UnitOfWork] = deque()
+        #: Raws of succeeded jobs whose acknowledgement rides on the next fetch, or
+        #: is written by the launcher's main loop once older than ACK_DELAY_S.
+        self.acks: list[bytes] = []
+        self._acks_since = 0.0
+        self._acks_lock = threading.Lock()
+        #: Most jobs one fetch takes; 1 turns batching off. A processor takes more
+        #: than one only from a queue holding ``concurrency`` jobs per job taken.
+        self.max_batch = min(MAX_BATCH, max(1, 1000 // max(1, config.concurrency)))
         #: True when ``fetcher`` has a connection of its own, closed when this ends.
         self.owns_connection = False
         #: Set by the launcher when it has pushed ``current`` back at shutdown:
@@ -126,8 +142,7 @@ class Processor:
         try:
             while not self.state.quiet.is_set():
                 try:
-                    uow = self._next(self.pending)
-                    self.pending = None
+                    uow = self._next()
                     self.outage.ok()
                     backoff.reset()
                 except TRANSIENT as exc:
@@ -140,25 +155,64 @@ class Processor:
                 # Quiet came while this processor waited in a blocking fetch: the
                 # job goes back to the front of its queue, as in Sidekiq.
                 if self.state.quiet.is_set():
-                    self._redis_retry(partial(self.fetcher.requeue, [uow]), "requeue")
-                else:
-                    self.pending = self.process(uow, defer_ack=True)
+                    self.batch.appendleft(uow)
+                elif self.process(uow, defer_ack=True) is not None:
+                    with self._acks_lock:
+                        if not self.acks:
+                            self._acks_since = time.monotonic()
+                        self.acks.append(uow.raw)
                 self.current = None
-            if self.pending is not None:
-                self._write_outcome(partial(self.fetcher.ack, self.pending))
-                self.pending = None
+            self._finish()
             self._release()
         except BaseException:
             log.exception("processor %s crashed; it will be replaced", self.thread.name)
-            uow = self.current
-            if uow is not None and not self.abandoned:
+            uows = [*reversed(self.batch), *([] if self.current is None else [self.current])]
+            if uows and not self.abandoned:
                 try:
-                    self.fetcher.requeue([uow])
+                    self.fetcher.requeue(uows)
+                    self.batch.clear()
                 except Exception:
-                    log.exception("could not requeue the job of a crashed processor; "
-                                  "the janitor's check of this process's in-flight list returns it")
+                    log.exception("could not requeue the jobs of a crashed processor; the "
+                                  "janitor's check of this process's in-flight list returns them")
             self._release()
             raise
+
+    def held(self) -> list[bytes]:
+        """Raws of the jobs this processor holds (fetched, not yet acknowledged).
+
+        Read from another thread (the janitor): each piece is copied at once.
+        """
+        current = self.current
+        return [*(() if current is None else (current.raw,)),
+                *[u.raw for u in list(self.batch)], *list(self.acks)]
+
+    def take_acks(self, older_than: float = 0.0) -> list[bytes]:
+        """Take the pending acknowledgements (all, or none if the oldest is younger
+        than ``older_than`` seconds); whoever takes them writes them."""
+        with self._acks_lock:
+            if not self.acks or time.monotonic() - self._acks_since < older_than:
+                return []
+            acks, self.acks = self.acks, []
+            return acks
+
+    def restore_acks(self, acks: list[bytes]) -> None:
+        """Give back acknowledgements that could not be written (Redis is away)."""
+        if acks:
+            with self._acks_lock:
+                if not self.acks:
+                    self._acks_since = time.monotonic()
+                self.acks[:0] = acks
+
+    def _finish(self) -> None:
+        """The loop ended (quiet): acknowledge, and push back jobs not started."""
+        acks = self.take_acks()
+        if acks:
+            self._write_outcome(partial(self.fetcher.ack_many, acks))
+        if self.batch:
+            # Oldest last: it lands at the very front of its queue.
+            self._redis_retry(partial(self.fetcher.requeue, list(reversed(self.batch))),
+                              "requeue")
+            self.batch.clear()
 
     def _release(self) -> None:
         if self.owns_connection:
@@ -167,10 +221,20 @@ class Processor:
             except Exception:
                 log.debug("closing a processor's connection failed", exc_info=True)
 
-    def _next(self, ack: UnitOfWork | None = None) -> UnitOfWork | None:
+    def _next(self) -> UnitOfWork | None:
+        if self.batch:
+            return self.batch.popleft()
         paused = self.state.paused
-        got = self.fetcher.fetch(1, ack=ack, skip=paused)
+        acks = self.take_acks()
+        try:
+            got = self.fetcher.fetch(self.max_batch, acks=acks, skip=paused,
+                                     share=self.config.concurrency)
+        except BaseException:
+            # Removing a job from the in-flight list twice is harmless: try again.
+            self.restore_acks(acks)
+            raise
         if got:
+            self.batch.extend(got[1:])
             return got[0]
         key = self._block_keys[self._turn % len(self._block_keys)]
         if key in paused:

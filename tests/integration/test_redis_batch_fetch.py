@@ -1,0 +1,228 @@
+"""Batched fetch: a processor takes several jobs from a deep queue in one round trip,
+and acknowledges its successes together, without weakening reliable fetch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from helpers import wait_until
+from integration_support import IDENTITY, AsyncRunners, loads, make_processor
+
+import roadie
+import roadie.client
+from roadie.client import Client
+from roadie.config import Config
+from roadie.job import Job
+from roadie.middleware import Hooks
+from roadie.registry import Registry
+from roadie.scripts import Scripts
+from roadie.server.launcher import Launcher
+from roadie.server.processor import ACK_DELAY_S, Processor
+
+INFLIGHT = f"roadie:inflight:{IDENTITY}"
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture(autouse=True)
+def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
+    c = Client(config, hooks=Hooks())
+    monkeypatch.setattr(roadie.client, "_default_client", c)
+    return c
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Set at teardown at the latest, so no job thread outlives its test blocked."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+def start(r: redis.Redis, config: Config, registry: Registry) -> Iterator[Callable[..., Processor]]:
+    """Start one processor thread (concurrency 1 unless told): stopped by quiet."""
+    started: list[Processor] = []
+    runners = AsyncRunners()
+
+    def make(**changes: Any) -> Processor:
+        proc = make_processor(r, config.replace(**{"concurrency": 1, **changes}), registry,
+                              async_runner=runners)
+        started.append(proc)
+        proc.start()
+        return proc
+
+    yield make
+    for proc in started:
+        proc.state.quiet.set()
+        proc.thread.join(10)
+    runners.stop()
+
+
+# --- fetch.lua ---------------------------------------------------------------
+@pytest.mark.parametrize(("length", "share", "want", "taken"), [
+    (100, 10, 10, 10),  # deep: a full batch
+    (25, 10, 10, 2),    # 25 jobs for 10 processors: 2 each
+    (5, 10, 10, 1),     # shallow: one at a time, so that every processor gets work
+    (5, 0, 10, 5),      # share 0: as many as asked
+])
+def test_fetch_takes_a_batch_only_from_a_deep_queue(
+    r: redis.Redis, length: int, share: int, want: int, taken: int
+) -> None:
+    r.lpush("queue:a", *[f"j{i}".encode() for i in range(length)])
+
+    got = Scripts(r).fetch(INFLIGHT, ["queue:a"], want, share=share)
+
+    assert [raw for _, raw in got] == [f"j{i}".encode() for i in range(taken)]
+    assert r.llen(INFLIGHT) == taken and r.llen("queue:a") == length - taken
+
+
+def test_fetch_acknowledges_several_jobs_first(r: redis.Redis) -> None:
+    r.lpush(INFLIGHT, b"done1", b"running", b"done2")
+    r.lpush("queue:a", b"next")
+
+    got = Scripts(r).fetch(INFLIGHT, ["queue:a"], 1, acks=[b"done1", b"done2"])
+
+    assert got == [("queue:a", b"next")]
+    assert r.lrange(INFLIGHT, 0, -1) == [b"next", b"running"]
+
+
+# --- the processor -------------------------------------------------------------
+def test_a_batch_is_in_flight_in_redis_before_its_first_job_runs(
+    r: redis.Redis, registry: Registry, start: Callable[..., Processor]
+) -> None:
+    seen: list[tuple[int, int]] = []
+
+    class Look(Job, registry=registry, name="Look"):
+        def perform(self, i: int) -> None:
+            seen.append((i, r.llen(INFLIGHT)))
+
+    Look.perform_bulk([[i] for i in range(5)])
+    proc = start()
+    wait_until(lambda: len(seen) == 5, message="the five jobs did not run")
+    wait_until(lambda: r.llen(INFLIGHT) == 0, message="the batch was not acknowledged")
+
+    # One fetch took all five (concurrency 1: the queue was deep enough), in order,
+    # and all five sat in the in-flight list while the first ran.
+    assert [i for i, _ in seen] == [0, 1, 2, 3, 4]
+    assert seen[0] == (0, 5)
+    assert proc.batch == type(proc.batch)() and proc.acks == []
+
+
+def test_finished_jobs_are_acknowledged_while_a_long_one_runs(
+    r: redis.Redis, config: Config, registry: Registry, release: threading.Event
+) -> None:
+    ran: list[int] = []
+
+    class Mixed(Job, registry=registry, name="Mixed"):
+        def perform(self, i: int) -> None:
+            ran.append(i)
+            if i == 1:
+                release.wait(30)
+
+    launcher = Launcher(config.replace(concurrency=1, timeout_s=5.0), hooks=Hooks(),
+                        registry=registry)
+    inflight = f"roadie:inflight:{launcher.identity}"
+    Mixed.perform_bulk([[i] for i in range(3)])
+    stopper = threading.Thread(target=launcher.run, daemon=True)
+    launcher.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    stopper.start()
+    try:
+        wait_until(lambda: ran[-1:] == [1], message="the long job did not start")
+        # Job 0 succeeded; its acknowledgement does not wait for the long job 1.
+        wait_until(lambda: [loads(x)["args"] for x in r.lrange(inflight, 0, -1)]
+                   == [[2], [1]], timeout=5 + ACK_DELAY_S,
+                   message="job 0 stayed in flight behind the long job")
+        release.set()
+        wait_until(lambda: ran == [0, 1, 2] and r.llen(inflight) == 0,
+                   message="the batch did not finish")
+    finally:
+        release.set()
+        launcher.stop_requested.set()
+        stopper.join(15)
+    assert not stopper.is_alive()
+    assert r.get("stat:processed") == b"3"
+
+
+def test_quiet_pushes_back_the_jobs_of_a_batch_not_started(
+    r: redis.Redis, registry: Registry, start: Callable[..., Processor],
+    release: threading.Event,
+) -> None:
+    ran: list[int] = []
+
+    class Slow(Job, registry=registry, name="Slow"):
+        def perform(self, i: int) -> None:
+            ran.append(i)
+            release.wait(30)
+
+    Slow.perform_bulk([[i] for i in range(4)])
+    proc = start()
+    wait_until(lambda: ran == [0], message="the first job did not start")
+    assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == []
+    proc.state.quiet.set()
+    release.set()
+    proc.thread.join(10)
+
+    assert ran == [0]
+    assert r.llen(INFLIGHT) == 0
+    # Back at the front of the queue in their order: job 1 runs next.
+    assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == [[3], [2], [1]]
+
+
+def test_hard_stop_pushes_back_the_batch_and_acknowledges_what_succeeded(
+    r: redis.Redis, config: Config, registry: Registry, release: threading.Event
+) -> None:
+    ran: list[int] = []
+
+    class Stuck(Job, registry=registry, name="Stuck"):
+        def perform(self, i: int) -> None:
+            ran.append(i)
+            if i == 1:
+                release.wait(30)
+
+    launcher = Launcher(config.replace(concurrency=1, timeout_s=0.3), hooks=Hooks(),
+                        registry=registry)
+    inflight = f"roadie:inflight:{launcher.identity}"
+    Stuck.perform_bulk([[i] for i in range(4)])
+    launcher.start()
+    wait_until(lambda: ran == [0, 1], message="job 1 did not start")
+    launcher.stop()
+    release.set()
+
+    assert launcher.hard_stopped and launcher.requeued == 1
+    assert r.llen(inflight) == 0
+    # Job 0 succeeded (acknowledged, not pushed back); the stuck job 1 runs next,
+    # then 2 and 3, which were never started.
+    assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == [[3], [2], [1]]
+    assert r.get("stat:processed") == b"2" and r.get("stat:failed") == b"1"
+
+
+# --- roadie.redis_client() ------------------------------------------------------
+def test_redis_client_is_one_connection_per_thread(r: redis.Redis, client: Client) -> None:
+    mine = roadie.redis_client()
+    assert roadie.redis_client() is mine
+    other: list[Any] = []
+    t = threading.Thread(target=lambda: other.append(roadie.redis_client()))
+    t.start()
+    t.join(5)
+
+    assert other and other[0] is not mine
+    mine.set("written-by-job", b"1")
+    assert r.get("written-by-job") == b"1"  # the default client's Redis
+    assert mine.connection is not None  # a single, dedicated connection
+
+
+def test_redis_client_follows_a_new_default_client(config: Config, client: Client) -> None:
+    first = roadie.redis_client()
+    roadie.configure(config)
+    try:
+        assert roadie.redis_client() is not first
+    finally:
+        roadie.configure(client=client)
