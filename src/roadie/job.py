@@ -145,11 +145,18 @@ class Job:
         return JobSetter(cls.name, cls.options).perform_bulk(args_list, batch_size=batch_size)
 
 
+#: A number below this (September 2001) is seconds from now, not a time: Sidekiq
+#: reads ``perform_at(300)`` that way, so roadie does too.
+RELATIVE_BELOW = 1_000_000_000
+
+
 def to_epoch(when: datetime | float | int) -> float:
     if isinstance(when, datetime):
         return when.timestamp()
     if isinstance(when, bool) or not isinstance(when, (int, float)):
         raise TypeError(f"a time must be a datetime or epoch seconds, got {when!r}")
+    if when < RELATIVE_BELOW:
+        return time.time() + float(when)
     return float(when)
 
 

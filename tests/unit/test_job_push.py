@@ -140,3 +140,12 @@ def test_job_function_pushes_like_a_job(client: Recorder) -> None:
     assert all(i["class"] == "notify" for i in client.pushed)
     assert ["at" in i for i in client.pushed] == [False, False, True, True]
     assert client.bulk[0][0] == [{"queue": "low", "args": [9], "class": "notify"}]
+
+
+def test_perform_at_a_small_number_is_seconds_from_now_as_in_sidekiq(client: Recorder) -> None:
+    before = time.time()
+    Mail.perform_at(300, 1)
+    after = time.time()
+    assert before + 300 <= client.pushed[0]["at"] <= after + 300
+    Mail.perform_at(0, 2)  # now: pushed at once
+    assert "at" not in client.pushed[1]
