@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from bisect import bisect_right
-from typing import Any
 
 import orjson
 
@@ -38,8 +37,8 @@ class State:
         self._failed = 0
         #: Job class -> counters (layout ``METRIC_*``), flushed by the heartbeat.
         self._metrics: dict[str, list[int]] = {}
-        #: tid -> work entry JSON (what the heartbeat writes to <identity>:work).
-        self.work: dict[str, bytes] = {}
+        #: tid -> (queue, raw payload, start time) of each running job.
+        self._running: dict[str, tuple[str, bytes, int]] = {}
         #: Keys of paused queues (the ``paused`` set, read by each heartbeat).
         self.paused: frozenset[str] = frozenset()
 
@@ -88,16 +87,23 @@ class State:
             self._failed += failed
 
     def start_work(self, tid: str, queue: str, raw: bytes) -> None:
-        entry: dict[str, Any] = {
-            "queue": queue,
-            "payload": raw.decode("utf-8", "replace"),
-            "run_at": int(time.time()),
-        }
-        self.work[tid] = orjson.dumps(entry)
+        self._running[tid] = (queue, raw, int(time.time()))
 
     def end_work(self, tid: str) -> None:
-        self.work.pop(tid, None)
+        self._running.pop(tid, None)
+
+    @property
+    def work(self) -> dict[str, bytes]:
+        """tid -> work entry JSON, what the heartbeat writes to ``<identity>:work``.
+
+        Encoded here, once per beat, rather than once per job.
+        """
+        return {
+            tid: orjson.dumps({"queue": queue, "payload": raw.decode("utf-8", "replace"),
+                               "run_at": run_at})
+            for tid, (queue, raw, run_at) in list(self._running.items())
+        }
 
     @property
     def busy(self) -> int:
-        return len(self.work)
+        return len(self._running)
