@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--queue", action="append", metavar="NAME[,WEIGHT]",
                      help="queue to fetch from, with optional weight; repeatable")
     run.add_argument("-c", "--concurrency", type=int, help="processor threads (default 10)")
+    run.add_argument("-P", "--processes", type=int, metavar="N",
+                     help="worker processes forked by one supervisor (default 1: no supervisor)")
+    run.add_argument("--max-memory", type=int, metavar="MB", dest="max_memory_mb",
+                     help="replace a worker whose RSS exceeds MB megabytes (Linux; "
+                     "runs a supervisor)")
     run.add_argument("-t", "--timeout", type=float, dest="timeout_s",
                      help="seconds running jobs get to finish at shutdown (default 25)")
     run.add_argument("-g", "--tag", help="tag shown in dashboards")
@@ -101,6 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     extra: dict[str, Any] = {
         "concurrency": args.concurrency,
+        "processes": args.processes,
+        "max_memory_mb": args.max_memory_mb,
         "timeout_s": args.timeout_s,
         "tag": args.tag,
         "log_level": args.log_level,
@@ -120,8 +127,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("roadie: error while importing your job modules:", file=sys.stderr)
         traceback.print_exc()
         return 1
-    from roadie.server.launcher import Launcher
+    from roadie import client as client_mod
 
+    # Jobs that push jobs (perform_async) use this process's Redis and options,
+    # unless the app's modules configured a default client of their own. (The client
+    # connects on first use: nothing is opened here that a fork would share.)
+    if client_mod._default_client is None:
+        client_mod.configure(cfg)
+    if cfg.processes > 1 or cfg.max_memory_mb:
+        from roadie.server.swarm import Swarm
+
+        # Workers are forked from this process, with the modules above already loaded.
+        return Swarm(cfg).run()
+    from roadie.server.launcher import Launcher
     launcher = Launcher(cfg)
     code = launcher.run()
     if launcher.hard_stopped:

@@ -38,6 +38,10 @@ class Config:
     namespace: str = ""
     queues: tuple[QueueSpec, ...] = (("default", 0),)
     concurrency: int = 10
+    #: Worker processes under one supervisor (``-P``); 1 runs no supervisor.
+    processes: int = 1
+    #: With a supervisor: a worker whose RSS exceeds this many MB is replaced; 0: no limit.
+    max_memory_mb: int = 0
     timeout_s: float = 25.0
     require: tuple[str, ...] = ()
     tag: str = ""
@@ -66,6 +70,12 @@ class Config:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.processes < 1:
+            raise ConfigError(f"processes must be at least 1, got {self.processes}")
+        if self.max_memory_mb < 0:
+            raise ConfigError(
+                f"max_memory_mb must be a number of MB, or 0 for no limit; got {self.max_memory_mb}"
+            )
         if not self.queues:
             raise ConfigError("at least one queue is needed")
         if self.timeout_s < 0:
@@ -128,7 +138,8 @@ def parse_queue(spec: str | Iterable[Any]) -> QueueSpec:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-_INT = {"concurrency", "max_retries", "dead_max_jobs", "max_crashes"}
+_INT = {"concurrency", "processes", "max_memory_mb", "max_retries", "dead_max_jobs",
+        "max_crashes"}
 _FLOAT = {
     "timeout_s", "dead_timeout_s", "heartbeat_interval_s", "poll_interval_average_s",
     "poll_interval_fixed_s", "process_ttl_s", "janitor_interval_s", "socket_timeout_s",
