@@ -37,8 +37,17 @@ _MS_THRESHOLD = 1e11
 # orjson reads an integer outside the 64-bit range as a float, silently losing digits
 # (Ruby writes Bignums as plain digits, and encode() writes them too). Such an
 # integer has at least 19 digits; entries with a run that long are read again by json.
+# Found by mapping every digit to "0" and anything else to "." (bytes.translate, one
+# C pass) and looking for 19 zeros: about 4 times cheaper than a regex, per job.
+_DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else 0x2E for i in range(256))
+_LONG_RUN = b"0" * 19
 _LONG_DIGITS = re.compile(r"[0-9]{19}")
-_LONG_DIGITS_B = re.compile(rb"[0-9]{19}")
+
+
+def _has_long_digits(raw: bytes | str) -> bool:
+    if isinstance(raw, bytes):
+        return _LONG_RUN in raw.translate(_DIGITS_TO_ZERO)
+    return _LONG_DIGITS.search(raw) is not None
 
 
 def new_jid() -> str:
@@ -93,8 +102,7 @@ def decode(raw: bytes | str) -> Payload:
         raise MalformedPayload(
             f"queue entry is JSON but not an object (got {type(payload).__name__})"
         )
-    wide = _LONG_DIGITS_B.search(raw) if isinstance(raw, bytes) else _LONG_DIGITS.search(raw)
-    if wide:
+    if _has_long_digits(raw):
         with contextlib.suppress(ValueError, RecursionError):
             payload = dict(json.loads(raw))
     cls = payload.get("class")

@@ -55,6 +55,14 @@ def _metrics_class(payload: pl.Payload) -> str:
     return wrapped if isinstance(wrapped, str) and wrapped else str(payload.get("class"))
 
 
+def _log_context(payload: pl.Payload) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"class": pl.display_class(payload), "jid": payload.get("jid")}
+    tags = payload.get("tags")
+    if tags:
+        ctx["tags"] = tags
+    return ctx
+
+
 class AsyncRunner:
     """One event loop thread on which every ``async def perform`` runs."""
 
@@ -271,12 +279,10 @@ class Processor:
             self._write_outcome(lambda: self.fetcher.dead(uow, uow.raw))
             self.state.count(failed=True)
             return None
-        ctx: dict[str, Any] = {"class": pl.display_class(payload), "jid": payload.get("jid")}
-        tags = payload.get("tags")
-        if tags:
-            ctx["tags"] = tags
         verbose = log.isEnabledFor(logging.INFO)
-        if verbose:
+        # The log context is built only when something is logged (INFO, or a failure).
+        ctx = _log_context(payload) if verbose else None
+        if ctx is not None:
             log.info("start", extra={"roadie": ctx})
         t0 = time.monotonic()
         job_cls: type[Job] | None = None
@@ -287,6 +293,8 @@ class Processor:
             job.payload = payload
             self.hooks.run_server(job, payload, queue, lambda: self._perform(job, args))
         except BaseException as exc:
+            if ctx is None:
+                ctx = _log_context(payload)
             ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
             log.info("fail", extra={"roadie": ctx})
             # An unknown class is a deployment matter: its traceback would only be noise.
@@ -299,7 +307,7 @@ class Processor:
             self.state.count(failed=True, job_class=_metrics_class(payload))
             return None
         elapsed = time.monotonic() - t0
-        if verbose:
+        if ctx is not None:
             ctx["elapsed"] = f"{elapsed:.3f}"
             log.info("done", extra={"roadie": ctx})
         self.state.count(failed=False, job_class=_metrics_class(payload),
