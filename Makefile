@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Touched after a successful install; pyproject.toml changes make it stale.
 STAMP := $(VENV)/.roadie-installed
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint clean bench
 
 venv: $(STAMP)
 
@@ -24,6 +24,13 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# roadie against real Sidekiq and Python peers, with issue 7's targets (see
+# docs/performance.md). Peers get their own venvs under benchmarks/.venvs on first use.
+# E.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--headline --write".
+BENCH_ARGS ?=
+bench: venv
+	$(VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check src tests

@@ -6,6 +6,7 @@ server the benchmark pushes to.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -19,6 +20,10 @@ from roadie.payload import epoch_seconds
 RUNS_KEY = "bench:runs"
 #: List of push->start latencies in seconds (Latency).
 LATENCY_KEY = "bench:latency"
+#: "start end" epoch seconds of each sleeping job (Sleep, AsyncSleep; bench.py).
+IO_KEY = "bench:io"
+#: List of push->start latencies in seconds, push time given as argument (Lat; bench.py).
+LAT_KEY = "bench:lat"
 
 _client: redis.Redis | None = None
 _lock = threading.Lock()
@@ -68,3 +73,31 @@ class Latency(roadie.Job, name="bench.Latency"):
         enqueued = epoch_seconds(self.payload.get("enqueued_at"))
         if enqueued is not None:
             client().rpush(LATENCY_KEY, repr(started - enqueued))
+
+
+class Sleep(roadie.Job, name="bench.Sleep"):
+    """An I/O-bound job: a blocking 10 ms sleep, then one RPUSH of its start and end."""
+
+    def perform(self, i: int) -> None:
+        started = time.time()
+        time.sleep(0.01)
+        roadie.redis_client().rpush(IO_KEY, f"{started} {time.time()}")
+
+
+class AsyncSleep(roadie.Job, name="bench.AsyncSleep"):
+    """Sleep as ``async def``: ``await asyncio.sleep(0.01)``, then the same RPUSH.
+
+    The RPUSH is a blocking call on roadie's event-loop thread (about 0.1 ms).
+    """
+
+    async def perform(self, i: int) -> None:
+        started = time.time()
+        await asyncio.sleep(0.01)
+        roadie.redis_client().rpush(IO_KEY, f"{started} {time.time()}")
+
+
+class Lat(roadie.Job, name="bench.Lat"):
+    """Records (start of perform - ``pushed_at``, the pusher's time.time()) in seconds."""
+
+    def perform(self, pushed_at: float) -> None:
+        roadie.redis_client().rpush(LAT_KEY, repr(time.time() - pushed_at))

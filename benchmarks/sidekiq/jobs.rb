@@ -1,0 +1,81 @@
+# Job bodies of the Sidekiq side of `benchmarks/bench.py` (issue 7).
+#
+#   cd benchmarks/sidekiq && REDIS_URL=redis://127.0.0.1:PORT/0 sidekiq -r ./jobs.rb -c 10 -q default
+#
+# Each body mirrors a job of benchmarks/benchjobs.py; they write to the keys that
+# benchmarks/sidekiq/adapter.rb reads. Redis access goes through `Sidekiq.redis`,
+# the connection pool Sidekiq gives every job (what a Sidekiq user writes).
+require "sidekiq"
+
+# redis-rb picks the last loaded connection driver: hiredis when the gem is there
+# (Debian: ruby-hiredis), else the pure-Ruby driver. adapter.rb reports which.
+begin
+  require "hiredis"
+  require "redis/connection/hiredis"
+rescue LoadError
+  nil
+end
+
+# Sidekiq 6.4.1 with redis-rb 4.8 prints a deprecation warning on every fetch.
+Redis.silence_deprecations = true if Redis.respond_to?(:silence_deprecations=)
+
+module Bench
+  RUNS_KEY = "bench:runs"
+  LAT_KEY = "bench:lat"
+  IO_KEY = "bench:io"
+
+  def self.redis_driver
+    Sidekiq.redis { |c| c._client.driver.name.split("::").last }
+  rescue StandardError
+    "unknown"
+  end
+end
+
+Sidekiq.configure_server do |config|
+  # roadie is measured with --log-level WARNING; Sidekiq would otherwise log two
+  # INFO lines per job.
+  config.logger.level = Logger::WARN
+  # Sidekiq OSS adds to stat:processed only at its heartbeat, every 5 s, and has no
+  # in-flight list: the no-op measure waits for stat:processed == N, so the
+  # heartbeat runs every BENCH_BEAT_S seconds instead (a few commands each time).
+  beat = ENV["BENCH_BEAT_S"]
+  if beat
+    Sidekiq::Launcher.send(:remove_const, :BEAT_PAUSE)
+    Sidekiq::Launcher.const_set(:BEAT_PAUSE, Float(beat))
+  end
+end
+
+class NoopJob
+  include Sidekiq::Job
+
+  def perform(_i)
+  end
+end
+
+class OneCallJob
+  include Sidekiq::Job
+
+  def perform(i)
+    Sidekiq.redis { |c| c.hincrby(Bench::RUNS_KEY, i.to_s, 1) }
+  end
+end
+
+class SleepJob
+  include Sidekiq::Job
+
+  def perform(_i)
+    started = Time.now.to_f
+    sleep 0.01
+    ended = Time.now.to_f
+    Sidekiq.redis { |c| c.rpush(Bench::IO_KEY, "#{started} #{ended}") }
+  end
+end
+
+class LatJob
+  include Sidekiq::Job
+
+  def perform(pushed_at)
+    lat = Time.now.to_f - pushed_at
+    Sidekiq.redis { |c| c.rpush(Bench::LAT_KEY, lat.to_s) }
+  end
+end
