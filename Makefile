@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Touched after a successful install; pyproject.toml changes make it stale.
 STAMP := $(VENV)/.roadie-installed
 
-.PHONY: venv demo test lint clean bench
+.PHONY: venv demo test lint clean bench soak
 
 venv: $(STAMP)
 
@@ -24,6 +24,15 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The fault suite at length (tests/faults with ROADIE_SOAK=1: 10 times the jobs, longer
+# faults; about 6 minutes on 2 cores), then every scenario's account as a table.
+SOAK_RESULTS ?= build/soak-results.jsonl
+soak: venv
+	mkdir -p $(dir $(SOAK_RESULTS)) && rm -f $(SOAK_RESULTS)
+	status=0; ROADIE_SOAK=1 ROADIE_FAULTS_RESULTS=$(abspath $(SOAK_RESULTS)) \
+	  $(VENV)/bin/python -m pytest tests/faults -s -o timeout=900 $(PYTEST_ARGS) || status=$$?; \
+	$(VENV)/bin/python tests/faults/fault_support.py table $(SOAK_RESULTS); exit $$status
 
 # roadie against real Sidekiq and Python peers, with issue 7's targets (see
 # docs/performance.md). Peers get their own venvs under benchmarks/.venvs on first use.

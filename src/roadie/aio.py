@@ -30,6 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+
 from roadie import client as client_mod
 from roadie.client import Client, Prepared
 from roadie.connection import AsyncRedis, connect_async
@@ -63,7 +66,11 @@ class AsyncClient:
         if self._redis is None:
             async with self._lock:
                 if self._redis is None:
-                    self._redis = await connect_async(self.client.config)
+                    # No command retry, as in Client.redis: a push whose reply was
+                    # lost must not be sent twice.
+                    self._redis = await connect_async(
+                        self.client.config, retry=AsyncRetry(NoBackoff(), 0)
+                    )
         return self._redis
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ plain sentence that says what to do next, never a traceback.
 from __future__ import annotations
 
 import socket
+import ssl
 import statistics
 import time
 from typing import Any, TextIO
@@ -14,9 +15,17 @@ from typing import Any, TextIO
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError
 
 from roadie.config import Config
-from roadie.connection import MIN_REDIS_VERSION, connect, redact, server_version
+from roadie.connection import (
+    MIN_REDIS_VERSION,
+    connect,
+    is_sentinel_url,
+    redact,
+    sentinel_primary,
+    server_version,
+)
 from roadie.errors import ConfigError, RedisUnavailable
 
 PINGS = 10
@@ -39,6 +48,8 @@ def run_check(config: Config, out: TextIO) -> int:
         where = _location(client)
         if config.redis_url.startswith("embedded:"):
             _line(out, "embedded server", where)
+        elif is_sentinel_url(config.redis_url):
+            _line(out, "sentinel primary", where)
         warnings = _report(client, out)
     except ConfigError as exc:
         return _fail(out, f"bad Redis URL: {exc}")
@@ -143,6 +154,13 @@ def _latency_ms(client: redis.Redis) -> float:
 
 
 def _location(client: redis.Redis) -> str:
+    try:
+        primary = sentinel_primary(client)
+    except redis.RedisError:  # the check reports it
+        return "none found"
+    if primary is not None:
+        service, host, port = primary
+        return f"{host}:{port} (the primary of {service!r}, named by the sentinels)"
     kwargs = client.connection_pool.connection_kwargs
     if kwargs.get("path"):
         return f"unix socket {kwargs['path']}"
@@ -177,6 +195,21 @@ def _explain(exc: redis.RedisError, client: redis.Redis | None, config: Config) 
         )
     if isinstance(exc, redis.BusyLoadingError):
         return f"Redis at {where} is still loading its data into memory; try again shortly"
+    if isinstance(exc, MasterNotFoundError):
+        return (
+            f"{exc}; check the sentinel addresses and the "
+            "service name in the URL (redis+sentinel://host:port,.../<service_name>), "
+            "and that the sentinels run and agree on a primary"
+        )
+    if isinstance(exc, redis.ConnectionError) and (
+        any(isinstance(c, ssl.SSLError) for c in causes) or "SSL" in str(exc)
+    ):
+        return (
+            f"the TLS handshake with {where} failed: {exc}; check ssl_ca_certs (the CA "
+            "that signed the server's certificate), ssl_certfile/ssl_keyfile if the "
+            "server asks for a client certificate, and that the server speaks TLS on "
+            "that port (rediss:// needs a TLS port)"
+        )
     if isinstance(exc, redis.ConnectionError):
         if any(isinstance(c, ConnectionRefusedError) for c in causes) or (
             "refused" in str(exc).lower()

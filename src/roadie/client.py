@@ -11,10 +11,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import redis as redis_lib
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 from roadie import payload as pl
 from roadie.config import Config
-from roadie.connection import Redis, connect
-from roadie.errors import ConfigError
+from roadie.connection import Redis, connect, redact
+from roadie.errors import ConfigError, PushError
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
@@ -51,7 +55,11 @@ class Client:
         if self._redis is None:
             with self._lock:
                 if self._redis is None:
-                    self._redis = connect(self.config)
+                    # No retry of a command: when a connection drops after Redis
+                    # ran a push (its reply lost), sending it again would write the
+                    # jobs twice. A connection Redis closed meanwhile (a restart) is
+                    # replaced by the pool when it is taken, before anything is sent.
+                    self._redis = connect(self.config, retry=Retry(NoBackoff(), 0))
         return self._redis
 
     # --- building payloads -------------------------------------------------
@@ -112,7 +120,16 @@ class Client:
         if prepared is None:
             return None
         payload, at = prepared
-        self._write([(payload, at)])
+        try:
+            self._write([(payload, at)])
+        except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
+            jid = str(payload["jid"])
+            raise PushError(
+                f"could not push {pl.display_class(payload)} (jid {jid}): Redis at "
+                f"{redact(self.config.redis_url)} did not answer ({exc}). The job may or "
+                "may not have been written; pushing it again may run it twice",
+                written=[], unconfirmed=[jid], not_written=[],
+            ) from exc
         return str(payload["jid"])
 
     def push_bulk(
@@ -121,14 +138,29 @@ class Client:
         """Push many jobs; one MULTI per batch. Returns jids aligned with ``items``.
 
         Every argument of every job is checked before anything is written, so a
-        bad argument raises and writes nothing.
+        bad argument raises and writes nothing. Each batch is all or nothing, but
+        when Redis goes away after some batches were written, ``PushError`` says
+        which jids were written, which are unconfirmed, and which were not.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         prepared = self.prepare_bulk(items)
         ready = [p for p in prepared if p is not None]
         for start in range(0, len(ready), batch_size):
-            self._write(ready[start : start + batch_size])
+            try:
+                self._write(ready[start : start + batch_size])
+            except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
+                jids = [str(p[0]["jid"]) for p in ready]
+                end = start + batch_size
+                raise PushError(
+                    f"bulk push interrupted: Redis at {redact(self.config.redis_url)} did not "
+                    f"answer ({exc}). {start} of {len(ready)} jobs were written (see "
+                    f".written), {len(jids[start:end])} are unconfirmed (written entirely or "
+                    f"not at all: .unconfirmed), {len(jids[end:])} were not sent "
+                    "(.not_written)",
+                    written=jids[:start], unconfirmed=jids[start:end],
+                    not_written=jids[end:],
+                ) from exc
         return [str(p[0]["jid"]) if p is not None else None for p in prepared]
 
     def prepare_bulk(self, items: Iterable[Mapping[str, Any]]) -> list[Prepared | None]:

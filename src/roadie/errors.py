@@ -5,6 +5,7 @@
     RoadieError
      +-- ConfigError            bad configuration (URL, queue spec, file, env)
      +-- RedisUnavailable       Redis cannot be reached or is unsupported
+     |    +-- PushError         a push could not be written (Redis down, cut off)
      +-- JobDefinitionError     a Job class or its options are wrong
      +-- UnknownJobError        a payload names a class that is not registered
      +-- MalformedPayload       a queue entry is not a valid job payload
@@ -26,6 +27,26 @@ class ConfigError(RoadieError):
 
 class RedisUnavailable(RoadieError):
     """Redis cannot be reached, refused us, or is too old."""
+
+
+class PushError(RedisUnavailable):
+    """Redis went away during a push. Each batch (one MULTI of up to ``batch_size``
+    jobs) is written entirely or not at all, but a bulk push of several batches can
+    stop half-way:
+
+    * ``written``: jids of the batches Redis confirmed (they will run);
+    * ``unconfirmed``: jids of the batch whose reply never came: written entirely or
+      not at all, there is no way to tell from here (pushing them again may run
+      them twice);
+    * ``not_written``: jids of the batches never sent.
+    """
+
+    def __init__(self, message: str, *, written: list[str], unconfirmed: list[str],
+                 not_written: list[str]) -> None:
+        super().__init__(message)
+        self.written = written
+        self.unconfirmed = unconfirmed
+        self.not_written = not_written
 
 
 class JobDefinitionError(RoadieError):

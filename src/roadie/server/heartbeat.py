@@ -5,12 +5,21 @@ counters, Sidekiq 7's execution metrics (``j|...`` and histograms), the work
 hash (both ``<id>:work`` and Sidekiq 6.4's ``<id>:workers``), ``processes`` and
 the ``<identity>`` hash (TTL 60 s), refreshes roadie's short liveness key, and
 pops one signal sent by a dashboard (TSTP, TERM, TTIN).
+
+The liveness key is also kept fresh by the **pulse**, a small child process (see
+``Pulse``): a job stuck in C code that holds the GIL starves the heartbeat thread, and
+must not make a live process look dead to the other processes' janitors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +29,7 @@ from typing import Any
 import orjson
 
 from roadie.config import Config
-from roadie.connection import Redis
+from roadie.connection import Redis, connect, resolve_url
 from roadie.keys import METRICS_TTL_S, Keys
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.state import METRIC_F, METRIC_HIST, METRIC_MS, METRIC_P, State
@@ -96,6 +105,7 @@ class Heartbeat:
         self.info = orjson.dumps(self.info_dict())
         self.rtt_us = 0
         self._stop = threading.Event()
+        self.pulse: Pulse | None = None
         self.thread = threading.Thread(target=self._run, name="roadie.heartbeat", daemon=True)
 
     def info_dict(self) -> dict[str, Any]:
@@ -115,10 +125,15 @@ class Heartbeat:
         }
 
     def start(self) -> None:
+        self.pulse = Pulse.start(self.redis, self.keys.alive(self.state.identity),
+                                 self.config)
         self.thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        # Before clear(): a pulse still running would write the liveness key again.
+        if self.pulse is not None:
+            self.pulse.stop()
         # Wait for a beat in progress: finishing after clear() would put a stopped
         # process back into `processes`.
         if self.thread.ident is not None and self.thread is not threading.current_thread():
@@ -127,6 +142,11 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.config.heartbeat_interval_s):
             self.beat()
+            if self.pulse is not None and not self.pulse.alive and not self._stop.is_set():
+                log.warning("the liveness pulse (pid %d) exited with code %s; starting "
+                            "another", self.pulse.pid, self.pulse.returncode)
+                self.pulse = Pulse.start(self.redis, self.keys.alive(self.state.identity),
+                                         self.config)
 
     def beat(self) -> bool:
         """One heartbeat; returns False (and keeps the counts) if Redis failed."""
@@ -226,3 +246,114 @@ class Heartbeat:
         except Exception as exc:
             log.error("could not clear this process's heartbeat (%s); its keys expire "
                       "within %d s and the janitor recovers anything left", exc, PROCESS_TTL_S)
+
+
+# --- the pulse ---------------------------------------------------------------------
+#: What the pulse child runs (``python -c``); its settings arrive on its stdin.
+PULSE_COMMAND = "from roadie.server.heartbeat import pulse_main; pulse_main()"
+
+
+class Pulse:
+    """A child process that keeps ``roadie:alive:<identity>`` fresh.
+
+    The heartbeat is a thread: a job stuck in a C call that holds the GIL (a long
+    ``sum(range(n))``, regex or NumPy call) starves it, the liveness key expires, and
+    another process's janitor "recovers" the jobs of a process that is still running
+    them: every one runs twice. The pulse does not share the GIL. Every
+    ``heartbeat_interval_s`` it sets the key (TTL ``process_ttl_s``) while its parent
+    lives, and exits as soon as the parent is gone: the parent holds the write end of
+    the pulse's stdin, which the kernel closes when the parent dies, even with -9.
+    So a killed process still looks dead after at most ``process_ttl_s``.
+
+    Settings (with the Redis password) go through that pipe, never the command line.
+    It ignores TERM/INT (a terminal's Ctrl-C or systemd signal the whole group): the
+    parent's shutdown decides when it ends. The heartbeat thread still writes the key
+    too, so liveness does not depend on the pulse alone.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+
+    @classmethod
+    def start(cls, redis: Redis, key: str, config: Config) -> Pulse | None:
+        """Start a pulse for ``key`` on ``redis``'s server; None (logged) if impossible."""
+        try:
+            settings = {
+                # The URL, so that the pulse connects as roadie does: TLS, ACL user,
+                # Sentinel (it then follows a failover by itself). An embedded:// URL
+                # becomes the running server's URL.
+                "url": resolve_url(config.redis_url),
+                "socket_timeout_s": config.socket_timeout_s,
+                "connect_timeout_s": config.connect_timeout_s,
+                "key": key,
+                "ttl_ms": int(config.process_ttl_s * 1000),
+                "interval_s": config.heartbeat_interval_s,
+                "parent": os.getpid(),
+            }
+            popen = subprocess.Popen(
+                [sys.executable, "-c", PULSE_COMMAND], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, close_fds=True,
+            )
+        except Exception as exc:
+            log.warning("could not start the liveness pulse (%s): a job that holds the GIL "
+                        "for longer than process_ttl_s can make this process look dead",
+                        exc)
+            return None
+        assert popen.stdin is not None
+        try:
+            popen.stdin.write(orjson.dumps(settings) + b"\n")
+            popen.stdin.flush()
+        except OSError as exc:
+            log.warning("the liveness pulse did not start (%s)", exc)
+            popen.kill()
+            popen.wait()
+            return None
+        return cls(popen)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close its pipe (it exits at once) and reap it."""
+        if self.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def pulse_main() -> None:
+    """The pulse child's loop (see ``Pulse``). Exits 0 when its parent is gone."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGTSTP, signal.SIGTTIN):
+        signal.signal(sig, signal.SIG_IGN)
+    stdin = sys.stdin.buffer
+    line = stdin.readline()
+    if not line:
+        return
+    settings = orjson.loads(line)
+    config = Config(redis_url=settings["url"], redis_url_configured=True,
+                    socket_timeout_s=settings["socket_timeout_s"],
+                    connect_timeout_s=settings["connect_timeout_s"])
+    client = connect(config)
+    key, ttl_ms, parent = settings["key"], settings["ttl_ms"], settings["parent"]
+    interval = float(settings["interval_s"])
+    fd = stdin.fileno()
+    while os.getppid() == parent:
+        # Redis away: the parent's heartbeat reports the outage; try again later.
+        with contextlib.suppress(Exception):
+            client.set(key, b"1", px=ttl_ms)
+        readable, _, _ = select.select([fd], [], [], interval)
+        if readable and not os.read(fd, 4096):
+            return  # EOF: the parent stopped us, or died

@@ -69,6 +69,11 @@ class Janitor:
         """Recover every dead owner's jobs; returns how many jobs were handled."""
         if self.held is not None:
             self.check_own()
+        if self.outage.down:
+            # This sweep may be the first command to get through after an outage
+            # (``ok()`` runs after it): other processes' liveness keys may have
+            # expired meanwhile. Judge nobody now; the wait below applies next time.
+            return 0
         recovered_at = self.outage.recovered_at
         if recovered_at is not None and (
             time.monotonic() - recovered_at

@@ -12,11 +12,19 @@ import time
 
 import redis
 
+from roadie.connection import FailoverError
+
 log = logging.getLogger("roadie")
 
-#: Errors that mean "Redis is not reachable right now", worth waiting out.
+#: Errors that mean "Redis is not reachable right now", worth waiting out. A failover
+#: gives several: the dead primary refuses connections; the sentinels name no primary
+#: until they agree (redis-py's ``MasterNotFoundError``, a ``ConnectionError``); a
+#: demoted primary answers ``READONLY`` (``ReadOnlyError``) or cuts blocked commands
+#: short (``UNBLOCKED``); a primary short of replicas answers ``NOREPLICAS``
+#: (``FailoverError``, see ``roadie.connection``). All of them pass within seconds.
 TRANSIENT = (
     redis.ConnectionError,
+    FailoverError,
     redis.TimeoutError,
     redis.BusyLoadingError,
     redis.exceptions.TryAgainError,
