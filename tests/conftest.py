@@ -18,6 +18,19 @@ import redis
 from roadie.config import Config
 from roadie.embedded import RedisServer
 
+#: Tests that start redis-servers of their own (to restart, pause, fail over, or serve
+#: TLS) whatever REDIS_URL says: CI runs them once, not again against REDIS_URL.
+OWN_REDIS = ("tests/faults/", "tests/ha/", "tests/integration/test_bench_smoke.py",
+             "tests/integration/test_load_smoke.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if where.startswith(OWN_REDIS):
+            item.add_marker(pytest.mark.own_redis)
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
