@@ -65,5 +65,16 @@ class JobCrashedProcess(RoadieError):
     """A job was running each time its process died, too many times in a row."""
 
 
+class Shutdown(BaseException):
+    """Raised inside a job still running when its process's stop timeout ran out.
+
+    The job was already pushed back to its queue; this ends the abandoned run at its
+    next Python instruction (as Sidekiq raises ``Sidekiq::Shutdown``), so that it does
+    not finish its work after another process was given the job. A ``BaseException``:
+    ``except Exception`` in a job does not swallow it. Code stuck in one C call (a
+    long ``time.sleep``) sees it when the call returns.
+    """
+
+
 class ArgumentTypeError(TypeError):
     """A job argument is not JSON-native; nothing was pushed."""

@@ -7,6 +7,7 @@ to the front of their queues, leave the process registry).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import sys
@@ -21,7 +22,7 @@ import redis as redis_lib
 from roadie.config import Config
 from roadie.connection import MIN_REDIS_VERSION, Redis, connect, redact, resolve_url, server_version
 from roadie.cron import Schedules, default_schedules
-from roadie.errors import RedisUnavailable
+from roadie.errors import RedisUnavailable, Shutdown
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
@@ -37,6 +38,16 @@ from roadie.server.processor import ACK_DELAY_S, AsyncRunner, Processor
 from roadie.server.state import State
 
 log = logging.getLogger("roadie")
+
+
+def interrupt(thread: threading.Thread) -> bool:
+    """Raise ``Shutdown`` in ``thread`` at its next Python instruction."""
+    if thread.ident is None or not thread.is_alive():
+        return False
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(Shutdown)
+    )
+    return bool(done == 1)
 
 
 class Launcher:
@@ -206,6 +217,10 @@ class Launcher:
                     "%d job(s) still running after %.1f s; pushed back to the front of "
                     "their queues", self.requeued, self.config.timeout_s,
                 )
+                # End those runs, so they do not finish after another process took
+                # the jobs (which would run them twice).
+                for p in busy:
+                    interrupt(p.thread)
             except TRANSIENT as exc:
                 log.error("could not push back %d running job(s) (%s); the janitor of "
                           "another process will recover them", len(uows), exc)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from roadie import payload as pl
 from roadie.config import Config
-from roadie.errors import MalformedPayload, UnknownJobError
+from roadie.errors import MalformedPayload, Shutdown, UnknownJobError
 from roadie.job import Job
 from roadie.keys import Keys
 from roadie.log import tid as make_tid
@@ -293,6 +293,11 @@ class Processor:
             job.payload = payload
             self.hooks.run_server(job, payload, queue, lambda: self._perform(job, args))
         except BaseException as exc:
+            if isinstance(exc, Shutdown) and self.abandoned:
+                # The launcher pushed this job back and ended its run: no outcome.
+                log.warning("%s %s interrupted by the shutdown; it was pushed back",
+                            pl.display_class(payload), payload.get("jid"))
+                return None
             if ctx is None:
                 ctx = _log_context(payload)
             ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
