@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Touched after a successful install; pyproject.toml changes make it stale.
 STAMP := $(VENV)/.roadie-installed
 
-.PHONY: venv demo test lint clean bench soak
+.PHONY: venv demo test lint clean soak load fuzz bench
 
 venv: $(STAMP)
 
@@ -40,6 +40,23 @@ soak: venv
 BENCH_ARGS ?=
 bench: venv
 	$(VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
+
+# One million jobs through one roadie process (about 5 to 10 minutes on 2 cores):
+# push rate, Redis memory per job, deep vs shallow fetch, RSS, exactly-once check.
+# LOAD_ARGS=--write updates docs/load.md; LOAD_ARGS="--jobs 20000" is a quick run.
+LOAD_ARGS ?=
+load: venv
+	$(VENV)/bin/python benchmarks/load.py $(LOAD_ARGS)
+
+# The property tests of tests/fuzz with many more examples (a few minutes), then,
+# if atheris is installed (pip install -e '.[fuzz]'), coverage-guided fuzzing of the
+# queue-entry path for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 120
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/python -m pytest tests/fuzz -o timeout=1200 $(PYTEST_ARGS)
+	if $(VENV)/bin/python -c 'import atheris' 2>/dev/null; then \
+	  $(VENV)/bin/python tests/fuzz/atheris_payload.py -max_total_time=$(FUZZ_SECONDS); \
+	else echo "atheris not installed: skipped the coverage-guided run"; fi
 
 lint: venv
 	$(VENV)/bin/ruff check src tests

@@ -10,6 +10,7 @@ as in Sidekiq). The file is TOML (``roadie.toml`` in the working directory, or
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -116,6 +117,11 @@ def parse_queue(spec: str | Iterable[Any]) -> QueueSpec:
     if isinstance(spec, str):
         name, _, weight = spec.strip().partition(",")
     else:
+        if not isinstance(spec, (list, tuple)):
+            raise ConfigError(
+                f"queue spec must be a string such as 'critical,2' or a list "
+                f"[name, weight], got {spec!r}"
+            )
         parts = list(spec)
         if not 1 <= len(parts) <= 2:
             raise ConfigError(f"queue spec must be [name] or [name, weight], got {parts!r}")
@@ -170,9 +176,18 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             # Only an optional setting may be left empty; "" elsewhere is an error.
             if value in (None, "") and name == "poll_interval_fixed_s":
                 return None
-            return float(value)
+            number = float(value)
+            if math.isfinite(number):
+                return number
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name!r} in {source} must be a number, got {value!r}") from None
+    if name in _FLOAT:  # "nan", "inf": no time or interval is that
+        raise ConfigError(f"setting {name!r} in {source} must be a finite number, got {value!r}")
+    if (name == "queues" or name in _LIST) and not isinstance(value, (str, list, tuple)):
+        raise ConfigError(
+            f"setting {name!r} in {source} must be a list of strings (or one string "
+            f"separated by spaces), got {value!r}"
+        )
     if name == "queues":
         items = value.split() if isinstance(value, str) else list(value)
         return tuple(parse_queue(q) for q in items)

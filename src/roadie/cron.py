@@ -184,7 +184,7 @@ def from_table(table: Mapping[str, Any], where: str) -> Schedule:
         if required not in table:
             raise ConfigError(f"{where}: a periodic entry needs {required!r}")
     job_name = table["class"]
-    if not isinstance(job_name, str):
+    if not isinstance(job_name, str) or not job_name:
         raise ConfigError(f"{where}: 'class' must be a job name string, got {job_name!r}")
     return make_schedule(
         table["cron"], job_name, table.get("args", []), tz=table.get("tz"),

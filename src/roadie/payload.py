@@ -69,8 +69,13 @@ def epoch_seconds(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return value / 1000.0 if value > _MS_THRESHOLD else float(value)
+        try:
+            return value / 1000.0 if value > _MS_THRESHOLD else float(value)
+        except OverflowError:  # wider than any float: not a time
+            return None
     if isinstance(value, float):
+        if not math.isfinite(value):  # "nan" and "inf" strings reach here
+            return None
         return value / 1000.0 if value > _MS_THRESHOLD else value
     if isinstance(value, str):
         try:
@@ -85,10 +90,57 @@ def encode(payload: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps(payload)
     except TypeError:
-        # orjson refuses integers wider than 64 bits; Ruby and json do not.
+        # orjson refuses integers wider than 64 bits (Ruby and json do not) and
+        # nesting deeper than 254 levels (decode accepts up to 1,024).
+        pass
+    try:
         return json.dumps(
             payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode()
+    except RecursionError:
+        return _encode_deep(payload).encode()
+
+
+_JSON_STR = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+def _encode_deep(value: Any) -> str:
+    """``encode`` without recursion: for the rare value too deep for ``json.dumps``.
+
+    A failed job nested 1,000 levels deep must still be written to the retry or dead
+    set; this writes the same compact JSON with an explicit stack.
+    """
+    out: list[str] = []
+    # Items: a value to write, or a str already written (separators, closers).
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Literal):
+            out.append(item.text)
+        elif isinstance(item, dict):
+            out.append("{")
+            parts: list[Any] = []
+            for i, (k, v) in enumerate(item.items()):
+                # A key that is not a str is written as json does: 1 -> "1", True -> "true".
+                key = k if isinstance(k, str) else _JSON_STR(k)
+                parts += [_Literal(("," if i else "") + _JSON_STR(key) + ":"), v]
+            stack += [_Literal("}"), *reversed(parts)]
+        elif isinstance(item, (list, tuple)):
+            out.append("[")
+            parts = []
+            for i, v in enumerate(item):
+                parts += [_Literal(","), v] if i else [v]
+            stack += [_Literal("]"), *reversed(parts)]
+        else:
+            out.append(_JSON_STR(item))
+    return "".join(out)
+
+
+class _Literal:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 def decode(raw: bytes | str) -> Payload:
@@ -96,8 +148,15 @@ def decode(raw: bytes | str) -> Payload:
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        preview = raw[:80] if isinstance(raw, str) else raw[:80].decode("utf-8", "replace")
-        raise MalformedPayload(f"queue entry is not valid JSON ({exc}): {preview!r}") from None
+        # orjson reads an integer beyond 1e308 as an infinite float and refuses it;
+        # Ruby writes such Bignums, and so does encode().
+        wide = _decode_wide(raw) if _has_long_digits(raw) else None
+        if wide is None:
+            preview = raw[:80] if isinstance(raw, str) else raw[:80].decode("utf-8", "replace")
+            raise MalformedPayload(
+                f"queue entry is not valid JSON ({exc}): {preview!r}"
+            ) from None
+        payload = wide
     if not isinstance(payload, dict):
         raise MalformedPayload(
             f"queue entry is JSON but not an object (got {type(payload).__name__})"
@@ -113,12 +172,32 @@ def decode(raw: bytes | str) -> Payload:
     return payload
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_wide(raw: bytes | str) -> Any:
+    """JSON with integers too wide for orjson, or None; NaN, Infinity and text that
+    UTF-8 cannot carry (lone surrogates) stay refused, as orjson refuses them."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+        if isinstance(value, dict):
+            encode(value)
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
+        return None
+    return value
+
+
 def display_class(payload: Mapping[str, Any]) -> str:
     """The class name a person wants to see (unwraps ActiveJob)."""
     wrapped = payload.get("wrapped")
     if isinstance(wrapped, str) and wrapped:
         return wrapped
-    return str(payload.get("display_class") or payload.get("class") or "?")
+    shown = payload.get("display_class")
+    if isinstance(shown, str) and shown:
+        return shown
+    cls = payload.get("class")
+    return cls if isinstance(cls, str) and cls else "?"
 
 
 def _where(path: str) -> str:

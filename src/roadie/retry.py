@@ -29,6 +29,8 @@ from roadie.payload import Payload, now
 log = logging.getLogger("roadie")
 
 MAX_ERROR_MESSAGE = 10_000
+#: Retry counts above this give the same backoff (10,000**4 s is 300 million years).
+MAX_BACKOFF_COUNT = 10_000
 
 #: Field roadie adds to a payload each time it recovers the job from a dead process.
 CRASH_FIELD = "roadie_crashes"
@@ -38,6 +40,9 @@ Action = Literal["retry", "dead", "discard"]
 
 def backoff_s(count: int) -> float:
     """Seconds before retry number ``count + 1`` (count = new retry_count)."""
+    # A payload's retry_count may be anything an integer can be (negative, 30 digits):
+    # clamp it so that the delay stays a float and the jitter range positive.
+    count = min(max(count, 0), MAX_BACKOFF_COUNT)
     return float(count**4 + 15 + random.randrange(10 * (count + 1)))
 
 
@@ -126,7 +131,10 @@ def decide(
         from roadie.payload import epoch_seconds
 
         first = epoch_seconds(payload.get("failed_at")) or at
-        exhausted = first + float(retry_for) < at
+        try:
+            exhausted = first + float(retry_for) < at
+        except OverflowError:  # an integer wider than a float: "retry for ever"
+            exhausted = retry_for < 0
     else:
         is_count = isinstance(retry, int) and not isinstance(retry, bool)
         limit = retry if is_count else config.max_retries
@@ -144,7 +152,7 @@ def decide(
         elif delay == "discard":
             return Outcome("discard", payload, died=False)
         elif isinstance(delay, (int, float)) and not isinstance(delay, bool) and delay > 0:
-            jitter = random.randrange(10 * (count + 1))
+            jitter = random.randrange(10 * (min(max(count, 0), MAX_BACKOFF_COUNT) + 1))
             return Outcome("retry", payload, retry_at=at + delay + jitter)
         else:
             return Outcome("retry", payload, retry_at=at + backoff_s(count))
