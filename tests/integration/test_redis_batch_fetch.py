@@ -226,3 +226,30 @@ def test_redis_client_follows_a_new_default_client(config: Config, client: Clien
         assert roadie.redis_client() is not first
     finally:
         roadie.configure(client=client)
+
+
+def test_a_job_that_crashes_its_processor_is_buried_not_requeued(
+    r: redis.Redis, registry: Registry, start: Callable[..., Processor],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Boom(Job, registry=registry, name="Boom"):
+        def perform(self, i: int) -> None:
+            if i == 0:
+                raise ValueError("job failure")
+
+    def broken_fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug on the failure path")  # escapes process()
+
+    monkeypatch.setattr(Processor, "fail", broken_fail)
+    Boom.perform_bulk([[i] for i in range(3)])
+    [crasher_raw] = [raw for raw in r.lrange("queue:default", 0, -1)
+                     if loads(raw)["args"] == [0]]
+    proc = start()
+    proc.thread.join(10)
+
+    assert not proc.thread.is_alive()
+    # The crasher is in the dead set byte for byte; the two jobs of its batch that
+    # never started are back in the queue, in order; nothing is left in flight.
+    assert r.zrange("dead", 0, -1) == [crasher_raw]
+    assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == [[2], [1]]
+    assert r.llen(INFLIGHT) == 0

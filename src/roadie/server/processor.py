@@ -174,16 +174,29 @@ class Processor:
             self._release()
         except BaseException:
             log.exception("processor %s crashed; it will be replaced", self.thread.name)
-            uows = [*reversed(self.batch), *([] if self.current is None else [self.current])]
-            if uows and not self.abandoned:
-                try:
-                    self.fetcher.requeue(uows)
-                    self.batch.clear()
-                except Exception:
-                    log.exception("could not requeue the jobs of a crashed processor; the "
-                                  "janitor's check of this process's in-flight list returns them")
+            if not self.abandoned:
+                self._rescue()
             self._release()
             raise
+
+    def _rescue(self) -> None:
+        """After a crash: the job that crashed this processor goes to the dead set as
+        it was (requeued, it would crash the next processor, for ever); the jobs of its
+        batch go back to their queues; its successes are acknowledged."""
+        crashed, self.current = self.current, None
+        try:
+            if crashed is not None:
+                self.fetcher.dead(crashed, crashed.raw)
+                log.error("the job %r crashed its processor (see the traceback above): "
+                          "moved to the dead set unchanged; retry it from the dashboard "
+                          "once the cause is fixed", crashed.raw[:120].decode("utf-8", "replace"))
+            if self.batch:
+                self.fetcher.requeue(list(reversed(self.batch)))
+                self.batch.clear()
+            self.fetcher.ack_many(self.take_acks())
+        except Exception:
+            log.exception("could not put away the jobs of a crashed processor; the janitor's "
+                          "check of this process's in-flight list returns them")
 
     def held(self) -> list[bytes]:
         """Raws of the jobs this processor holds (fetched, not yet acknowledged).
