@@ -26,24 +26,9 @@ from roadie.server.processor import ACK_DELAY_S, Processor
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
 
-@pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
 @pytest.fixture(autouse=True)
-def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
-    c = Client(config, hooks=Hooks())
-    monkeypatch.setattr(roadie.client, "_default_client", c)
-    return c
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Set at teardown at the latest, so no job thread outlives its test blocked."""
-    event = threading.Event()
-    yield event
-    event.set()
+def client(default_client: Client) -> Client:
+    return default_client
 
 
 @pytest.fixture

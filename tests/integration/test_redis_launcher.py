@@ -12,7 +12,6 @@ import redis
 from helpers import wait_until
 from integration_support import loads
 
-import roadie.client
 from roadie.client import Client
 from roadie.config import Config
 from roadie.job import Job
@@ -21,29 +20,9 @@ from roadie.registry import Registry
 from roadie.server.launcher import Launcher
 
 
-@pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
-@pytest.fixture
-def hooks() -> Hooks:
-    return Hooks()
-
-
 @pytest.fixture(autouse=True)
-def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
-    c = Client(config, hooks=Hooks())
-    monkeypatch.setattr(roadie.client, "_default_client", c)
-    return c
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Set at teardown at the latest, so no job thread outlives its test blocked."""
-    event = threading.Event()
-    yield event
-    event.set()
+def client(default_client: Client) -> Client:
+    return default_client
 
 
 @pytest.fixture
