@@ -26,7 +26,7 @@ def hooks() -> Hooks:
 
 
 @pytest.fixture
-def default_client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
+def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
     """The test's Redis as the default client (what perform_async pushes through)."""
     c = Client(config, hooks=Hooks())
     monkeypatch.setattr(roadie.client, "_default_client", c)

@@ -26,9 +26,8 @@ from roadie.server.processor import ACK_DELAY_S, Processor
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
 
-@pytest.fixture(autouse=True)
-def client(default_client: Client) -> Client:
-    return default_client
+#: Every test pushes through the test's Redis (the ``client`` fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("client")
 
 
 @pytest.fixture

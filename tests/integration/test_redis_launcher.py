@@ -12,17 +12,14 @@ import redis
 from helpers import wait_until
 from integration_support import loads
 
-from roadie.client import Client
 from roadie.config import Config
 from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.launcher import Launcher
 
-
-@pytest.fixture(autouse=True)
-def client(default_client: Client) -> Client:
-    return default_client
+#: Every test pushes through the test's Redis (the ``client`` fixture, conftest.py).
+pytestmark = pytest.mark.usefixtures("client")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 import redis
 from integration_support import IDENTITY, AsyncRunners, loads, make_processor
 
-import roadie.client
 from roadie.client import Client
 from roadie.config import Config
 from roadie.job import Job
@@ -22,23 +21,6 @@ from roadie.registry import Registry
 from roadie.server.processor import Processor
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
-
-
-@pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
-@pytest.fixture
-def hooks() -> Hooks:
-    return Hooks()
-
-
-@pytest.fixture
-def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
-    c = Client(config, hooks=Hooks())
-    monkeypatch.setattr(roadie.client, "_default_client", c)
-    return c
 
 
 @pytest.fixture
