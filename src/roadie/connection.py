@@ -27,6 +27,15 @@ from redis.retry import Retry
 from roadie.config import Config
 from roadie.errors import ConfigError
 
+try:
+    from redis.driver_info import DriverInfo
+except ImportError:  # redis-py < 7.1 reads its version once, at import
+    _DRIVER: dict[str, Any] = {}
+else:
+    # Without it redis-py 8 looks its own version up in the package metadata for every
+    # connection it makes (about 0.7 ms each: 100 processors spent 150 ms starting).
+    _DRIVER = {"driver_info": DriverInfo(name="redis-py", lib_version=redis.__version__)}
+
 MIN_REDIS_VERSION = (6, 2, 0)
 DEFAULT_SENTINEL_PORT = 26379
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -397,6 +406,7 @@ def _options(
         # roadie's loops handle the outage. Only on a broken connection: after a
         # timeout the command may have run.
         "retry": retry_cls(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        **_DRIVER,
     }
     if _query_value(url, "protocol") not in ("3",):
         # With RESP3 redis-py picks its parser itself; keep its default there.
