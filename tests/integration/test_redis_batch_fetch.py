@@ -4,6 +4,7 @@ and acknowledges its successes together, without weakening reliable fetch."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.scripts import Scripts
 from roadie.server.launcher import Launcher
-from roadie.server.processor import ACK_DELAY_S, Processor
+from roadie.server.processor import ACK_DELAY_S, HOLD_S, Processor
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
@@ -78,6 +79,29 @@ def test_fetch_acknowledges_several_jobs_first(r: redis.Redis) -> None:
     assert r.lrange(INFLIGHT, 0, -1) == [b"next", b"running"]
 
 
+def test_flush_acks_writes_every_processors_acknowledgements_at_once(
+    r: redis.Redis, config: Config, registry: Registry
+) -> None:
+    launcher = Launcher(config.replace(concurrency=3), hooks=Hooks(), registry=registry)
+    launcher.manager.processors = [launcher._processor(i) for i in range(3)]
+    inflight = f"roadie:inflight:{launcher.identity}"
+    r.lpush(inflight, b"a1", b"b1", b"running", b"b2", b"c1")
+    for p, acks in zip(launcher.manager.processors, ([b"a1"], [b"b1", b"b2"], [b"c1"]),
+                       strict=True):
+        p.restore_acks(acks)
+    launcher.fetcher.ack_many([b"none", b"such"])  # loads the script
+    commands = r.info("commandstats")["cmdstat_evalsha"]["calls"]
+
+    assert launcher.flush_acks(older_than=0.0) == 4
+
+    assert r.lrange(inflight, 0, -1) == [b"running"]
+    assert all(p.acks == [] for p in launcher.manager.processors)
+    # One round trip (the fetch script taking nothing) for all three processors.
+    assert r.info("commandstats")["cmdstat_evalsha"]["calls"] == commands + 1
+    for p in launcher.manager.processors:
+        p.fetcher.redis.close()
+
+
 # --- the processor -------------------------------------------------------------
 def test_a_batch_is_in_flight_in_redis_before_its_first_job_runs(
     r: redis.Redis, registry: Registry, start: Callable[..., Processor]
@@ -98,6 +122,42 @@ def test_a_batch_is_in_flight_in_redis_before_its_first_job_runs(
     assert [i for i, _ in seen] == [0, 1, 2, 3, 4]
     assert seen[0] == (0, 5)
     assert proc.batch == type(proc.batch)() and proc.acks == []
+
+
+def test_a_processor_takes_slow_jobs_one_at_a_time(
+    r: redis.Redis, registry: Registry, start: Callable[..., Processor]
+) -> None:
+    seen: list[int] = []
+
+    class Slowish(Job, registry=registry, name="Slowish"):
+        def perform(self, i: int) -> None:
+            seen.append(r.llen(INFLIGHT))
+            time.sleep(HOLD_S)  # the job's own work: as long as a batch may hold
+
+    proc = start()
+    proc.job_s = HOLD_S  # it has timed jobs this slow already
+    Slowish.perform_bulk([[i] for i in range(4)])
+    wait_until(lambda: len(seen) == 4, message="the four jobs did not run")
+
+    # Each job was alone in flight: a processor holds no slow job that another
+    # processor could be running.
+    assert seen == [1, 1, 1, 1]
+    assert proc.job_s >= HOLD_S * 0.9
+    assert proc.batch_size() == 1
+
+
+@pytest.mark.parametrize(("job_s", "size"), [
+    (0.0, 10),                     # instant jobs (or none timed yet): a full batch
+    (HOLD_S / 10, 10),             # a full batch is HOLD_S of work
+    (HOLD_S / 4, 4),               # about HOLD_S of work
+    (HOLD_S * 3, 1),               # slow: one at a time
+])
+def test_batch_size_holds_about_hold_s_of_work(
+    r: redis.Redis, config: Config, registry: Registry, job_s: float, size: int
+) -> None:
+    proc = make_processor(r, config.replace(concurrency=1), registry)
+    proc.job_s = job_s
+    assert proc.batch_size() == size
 
 
 def test_finished_jobs_are_acknowledged_while_a_long_one_runs(
@@ -210,6 +270,38 @@ def test_redis_client_follows_a_new_default_client(config: Config, client: Clien
         assert roadie.redis_client() is not first
     finally:
         roadie.configure(client=client)
+
+
+@pytest.mark.parametrize("same_redis", [True, False])
+def test_a_processor_lends_its_connection_to_its_jobs(
+    r: redis.Redis, config: Config, registry: Registry, client: Client,
+    monkeypatch: pytest.MonkeyPatch, same_redis: bool,
+) -> None:
+    if not same_redis:  # the default client is on other settings: no lending
+        other = Client(config.replace(socket_timeout_s=config.socket_timeout_s + 1))
+        monkeypatch.setattr(roadie.client, "_default_client", other)
+    used: list[tuple[str, Any]] = []
+
+    class Borrow(Job, registry=registry, name="Borrow"):
+        def perform(self, i: int) -> None:
+            mine = roadie.redis_client()
+            mine.incr("borrowed")
+            used.append((threading.current_thread().name, mine))
+
+    launcher = Launcher(config.replace(concurrency=2), hooks=Hooks(), registry=registry)
+    launcher.start()
+    try:
+        Borrow.perform_bulk([[i] for i in range(6)])
+        wait_until(lambda: len(used) == 6, message="the six jobs did not run")
+        fetchers = {p.thread.name: p.fetcher.redis for p in launcher.manager.processors}
+    finally:
+        launcher.stop()
+
+    assert r.get("borrowed") == b"6"
+    for thread, mine in used:
+        assert (mine is fetchers[thread]) is same_redis
+    # One client per thread either way.
+    assert len({id(mine) for _, mine in used}) == len({thread for thread, _ in used})
 
 
 def test_a_job_that_crashes_its_processor_is_buried_not_requeued(

@@ -80,14 +80,12 @@ class Fetcher:
         self.redis.lrem(self.inflight, -1, uow.raw)
 
     def ack_many(self, raws: Sequence[bytes]) -> None:
-        """Acknowledge succeeded jobs (each LREM is atomic on its own)."""
+        """Acknowledge succeeded jobs: one LREM each, all in one round trip (the
+        fetch script taking nothing), cheaper than a pipeline of N commands."""
         if len(raws) == 1:
             self.redis.lrem(self.inflight, -1, raws[0])
         elif raws:
-            pipe = self.redis.pipeline(transaction=False)
-            for raw in raws:
-                pipe.lrem(self.inflight, -1, raw)
-            pipe.execute()
+            self.scripts.fetch(self.inflight, (), 0, acks=raws)
 
     def retry(self, uow: UnitOfWork, new_raw: bytes, at: float) -> None:
         pipe = self.redis.pipeline(transaction=True)

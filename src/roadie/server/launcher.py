@@ -67,9 +67,13 @@ class Launcher:
         self.state = State()
         self.url = redact(resolve_url(config.redis_url))
         self.outage = Outage(self.url)
+        #: Whether processors lend their connections to their jobs' redis_client():
+        #: only from a pool this launcher made, sized for it (a job's pipeline takes
+        #: a second connection from the pool while its processor holds the first).
+        self.lend = redis is None
         self.redis = redis or connect(
             config,
-            max_connections=config.concurrency + 8,
+            max_connections=2 * config.concurrency + 8,
             blocking=True,
         )
         self.fetcher = Fetcher(self.redis, config, self.keys, self.state.identity)
@@ -132,6 +136,7 @@ class Launcher:
             outage=self.outage, async_runner=self._async_runner,
         )
         processor.owns_connection = True
+        processor.lends_connection = self.lend
         return processor
 
     # --- lifecycle -------------------------------------------------------------
@@ -238,17 +243,17 @@ class Launcher:
         long job after quick ones of the same batch, this (the main loop, ten times a
         second) writes them, so finished jobs do not stay in flight.
         """
-        written = 0
-        for p in self.manager.processors:
-            acks = p.take_acks(older_than)
-            if not acks:
-                continue
-            try:
-                self.fetcher.ack_many(acks)
-                written += len(acks)
-            except TRANSIENT:
-                p.restore_acks(acks)  # the processor's next fetch carries them
-        return written
+        taken = [(p, acks) for p in self.manager.processors if (acks := p.take_acks(older_than))]
+        if not taken:
+            return 0
+        every = [raw for _, acks in taken for raw in acks]
+        try:
+            self.fetcher.ack_many(every)  # one round trip for all the processors
+        except TRANSIENT:
+            for p, acks in taken:
+                p.restore_acks(acks)  # each processor's next fetch carries its own
+            return 0
+        return len(every)
 
     # --- signals -------------------------------------------------------------
     def remote_signal(self, name: str) -> None:

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from roadie import payload as pl
+from roadie.client import lend_thread_client
 from roadie.config import Config
 from roadie.errors import MalformedPayload, Shutdown, UnknownJobError
 from roadie.job import Job
@@ -35,6 +36,13 @@ MAX_BATCH = 10
 
 #: Longest a succeeded job waits for its acknowledgement to ride on a fetch.
 ACK_DELAY_S = 0.05
+
+#: About how much work (in seconds, from its recent jobs' durations) a processor
+#: takes at once: jobs under 10 ms come in full batches (one round trip for up to
+#: MAX_BATCH), jobs of 100 ms or more one at a time, so that no processor holds slow
+#: jobs that an idle processor could be running. (Fetching 10 ms jobs one at a time
+#: cost more CPU in round trips than it won in balance: benchmarks/bench.py, I/O.)
+HOLD_S = 0.1
 
 #: Class options that shape what a failure leads to.
 RETRY_OPTIONS = ("retry", "retry_queue", "dead", "backtrace", "retry_for")
@@ -74,7 +82,26 @@ class AsyncRunner:
         self.thread.start()
 
     def run(self, coro: Any) -> Any:
-        ok, value = asyncio.run_coroutine_threadsafe(_guard(coro), self.loop).result()
+        """Run ``coro`` on the loop; the calling thread waits for its outcome.
+
+        One wake-up each way through a plain lock: lighter than
+        ``run_coroutine_threadsafe``'s future, condition and chained callbacks.
+        """
+        done = threading.Lock()
+        done.acquire()
+        outcome: list[tuple[bool, Any]] = []
+
+        def finished(task: asyncio.Task[tuple[bool, Any]]) -> None:
+            outcome.append((False, asyncio.CancelledError()) if task.cancelled()
+                           else task.result())
+            done.release()
+
+        def start() -> None:
+            self.loop.create_task(_guard(coro)).add_done_callback(finished)
+
+        self.loop.call_soon_threadsafe(start)
+        done.acquire()
+        ok, value = outcome[0]
         if not ok:
             raise value
         return value
@@ -118,8 +145,13 @@ class Processor:
         #: Most jobs one fetch takes; 1 turns batching off. A processor takes more
         #: than one only from a queue holding ``concurrency`` jobs per job taken.
         self.max_batch = min(MAX_BATCH, max(1, 1000 // max(1, config.concurrency)))
+        #: Moving average of this processor's job durations (s); 0 until it has timed
+        #: one (most jobs are short: the first fetch takes a full batch).
+        self.job_s = 0.0
         #: True when ``fetcher`` has a connection of its own, closed when this ends.
         self.owns_connection = False
+        #: True when jobs may use that connection as their ``roadie.redis_client()``.
+        self.lends_connection = False
         #: Set by the launcher when it has pushed ``current`` back at shutdown:
         #: this processor must then write no outcome for it.
         self.abandoned = False
@@ -146,6 +178,8 @@ class Processor:
     # --- the loop ------------------------------------------------------------
     def run(self) -> None:
         self.tid = make_tid()
+        if self.lends_connection:
+            lend_thread_client(self.fetcher.redis, self.config)
         backoff = Backoff()
         try:
             while not self.state.quiet.is_set():
@@ -248,7 +282,7 @@ class Processor:
         paused = self.state.paused
         acks = self.take_acks()
         try:
-            got = self.fetcher.fetch(self.max_batch, acks=acks, skip=paused,
+            got = self.fetcher.fetch(self.batch_size(), acks=acks, skip=paused,
                                      share=self.config.concurrency)
         except BaseException:
             # Removing a job from the in-flight list twice is harmless: try again.
@@ -269,6 +303,13 @@ class Processor:
             self._turn += 1
         return uow
 
+    def batch_size(self) -> int:
+        """How many jobs the next fetch may take: about HOLD_S of work."""
+        job_s = self.job_s
+        if job_s * self.max_batch <= HOLD_S:
+            return self.max_batch
+        return max(1, int(HOLD_S / job_s))
+
     # --- one job ---------------------------------------------------------------
     def process(self, uow: UnitOfWork, *, defer_ack: bool = False) -> UnitOfWork | None:
         """Run one job and write its outcome.
@@ -278,9 +319,11 @@ class Processor:
         """
         queue = uow.queue_name(self.keys)
         self.state.start_work(self.tid, queue, uow.raw)
+        t0 = time.monotonic()
         try:
             return self._process(uow, queue, defer_ack)
         finally:
+            self.job_s += 0.25 * (time.monotonic() - t0 - self.job_s)
             self.state.end_work(self.tid)
 
     def _process(self, uow: UnitOfWork, queue: str, defer_ack: bool) -> UnitOfWork | None:
