@@ -94,10 +94,12 @@ class Client:
         writes, or None if middleware dropped the job. Shared with ``roadie.aio``."""
         payload, at = self.normalize(item)
         pl.check_args(payload["args"], pl.display_class(payload))
+        if not self.hooks.client_middleware:
+            return payload, at
         result = self.hooks.run_client(payload["class"], payload, payload["queue"])
         if result is None:
             return None
-        # Middleware may have changed args: check again (it is cheap).
+        # Middleware may have changed args: check again.
         pl.check_args(result["args"], pl.display_class(result))
         return result, at
 

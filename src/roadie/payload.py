@@ -208,7 +208,36 @@ def check_args(args: Sequence[Any], job_name: str) -> None:
     """Refuse any argument that is not JSON-native, naming it and where it sits.
 
     Allowed: int, finite float, str, bool, None, list/tuple, dict with str keys.
+    The common case (plain values, ASCII text) is checked without tracking where
+    each value sits; anything else gets the full walk, which names the culprit.
     """
+    if type(args) is not list and type(args) is not tuple:
+        _check_args_slowly(args, job_name)
+        return
+    stack: list[Any] = [args]
+    while stack:
+        container = stack.pop()
+        if type(container) is dict:
+            for k in container:
+                if type(k) is not str or not k.isascii():
+                    _check_args_slowly(args, job_name)
+                    return
+            container = container.values()
+        for v in container:
+            t = type(v)
+            if t is int or t is bool or v is None or (t is str and v.isascii()):
+                continue
+            if t is float and math.isfinite(v):
+                continue
+            if t is list or t is tuple or t is dict:
+                stack.append(v)
+                continue
+            _check_args_slowly(args, job_name)
+            return
+
+
+def _check_args_slowly(args: Sequence[Any], job_name: str) -> None:
+    """``check_args`` with the path to each value: raises for the first bad one."""
     if not isinstance(args, (list, tuple)):
         raise ArgumentTypeError(
             f"{job_name}: args must be a list, got {type(args).__name__}"

@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 import roadie
 import roadie.testing
 from roadie.errors import ArgumentTypeError, MalformedPayload
-from roadie.payload import check_args, decode, display_class, encode, epoch_seconds
+from roadie.payload import (
+    _check_args_slowly,
+    check_args,
+    decode,
+    display_class,
+    encode,
+    epoch_seconds,
+)
 
 GOOD = encode({"class": "Fuzz::Job", "args": [1, "two", {"three": [3.0]}], "jid": "a" * 24,
                "queue": "default", "retry": True, "created_at": 1795869053.437359,
@@ -231,6 +238,23 @@ def test_check_args_raises_only_argument_type_error(value: Any) -> None:
             check_args(args, "Fuzz")
         except ArgumentTypeError as exc:
             assert str(exc).startswith("Fuzz: ")
+
+
+def _refusal(check: Any, args: Any) -> str | None:
+    try:
+        check(args, "Fuzz")
+    except ArgumentTypeError as exc:
+        return str(exc)
+    return None
+
+
+@FUZZ
+@given(st.lists(any_values, max_size=4))
+def test_the_quick_argument_check_agrees_with_the_full_walk(args: list[Any]) -> None:
+    # check_args takes a path-free shortcut for plain values: same verdict, same words.
+    for shape in (args, tuple(args), {"k": args}):
+        wrapped = [shape]
+        assert _refusal(check_args, wrapped) == _refusal(_check_args_slowly, wrapped)
 
 
 # --- payload times ----------------------------------------------------------------------
