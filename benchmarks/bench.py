@@ -188,6 +188,8 @@ def plan(args: argparse.Namespace, systems: dict[str, System]) -> list[Case]:
             elif w in ("io-sync", "io-async"):
                 add(name, w, 10)
                 add(name, w, 100)
+                if not system.peer:
+                    add(name, w, 100, 2)  # both cores: P 2 with -c 50 each
     return cases
 
 
@@ -299,9 +301,15 @@ MEASURES = [
             ",.0f"),
     Measure("I/O sync, 10 executors: first start→last end, s (ideal 2.00)", "io-sync", 10, 1,
             "seconds", ".2f"),
-    Measure("I/O sync, 100 executors, s (ideal 0.20)", "io-sync", 100, 1, "seconds", ".2f"),
+    Measure("I/O sync, 100 executors in 1 process, s (ideal 0.20)", "io-sync", 100, 1,
+            "seconds", ".2f"),
+    Measure("I/O sync, 100 executors as 2 processes x 50, s (ideal 0.20)", "io-sync", 100, 2,
+            "seconds", ".2f"),
     Measure("I/O async, 10 executors, s (ideal 2.00)", "io-async", 10, 1, "seconds", ".2f"),
-    Measure("I/O async, 100 executors, s (ideal 0.20)", "io-async", 100, 1, "seconds", ".2f"),
+    Measure("I/O async, 100 executors in 1 process, s (ideal 0.20)", "io-async", 100, 1,
+            "seconds", ".2f"),
+    Measure("I/O async, 100 executors as 2 processes x 50, s (ideal 0.20)", "io-async", 100, 2,
+            "seconds", ".2f"),
     Measure("latency, 1 queue: push→start p50, ms", "lat1", 10, 1, "p50_ms", ".2f"),
     Measure("latency, 1 queue: p99, ms", "lat1", 10, 1, "p99_ms", ".2f"),
     Measure("latency, 1 queue: max, ms", "lat1", 10, 1, "max_ms", ".2f"),
@@ -422,12 +430,18 @@ def targets(res: Results) -> list[Target]:
                  v("sidekiq", "push-bulk", 10, 1, "jobs_per_s"), 1.0, "roadie", "Sidekiq")
     for workload in ("io-sync", "io-async"):
         for ex in (10, 100):
-            secs = v("roadie", workload, ex, 1, "seconds")
+            # 100 executors: in one process, or over both cores (-P 2 -c 50), the better.
+            tried = [(secs, procs) for procs in ((1, 2) if ex == 100 else (1,))
+                     if (secs := v("roadie", workload, ex, procs, "seconds")) is not None]
             ideal = 2000 * 0.010 / ex
             text = f"I/O {workload[3:]}, {ex} executors: roadie within 10 % of ideal"
-            out.append(Target(text, "not measured" if secs is None else
-                              f"{secs:.3f} s vs ideal {ideal:.2f} s (x{secs / ideal:.2f})",
-                              None if secs is None else secs <= 1.10 * ideal))
+            if not tried:
+                out.append(Target(text, "not measured", None))
+                continue
+            secs, procs = min(tried)
+            where = "" if ex == 10 else (" (1 process)" if procs == 1 else " (2 x 50)")
+            out.append(Target(text, f"{secs:.3f} s{where} vs ideal {ideal:.2f} s "
+                                    f"(x{secs / ideal:.2f})", secs <= 1.10 * ideal))
     first = v("roadie", "memory", 10, 1, "rss_kb_first")
     end = v("roadie", "memory", 10, 1, "rss_kb_end")
     mem = res.outcome("roadie", "memory", 10, 1)
