@@ -10,6 +10,7 @@ as in Sidekiq). The file is TOML (``roadie.toml`` in the working directory, or
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 import tomllib
@@ -28,6 +29,9 @@ DEFAULT_CONFIG_FILE = "roadie.toml"
 
 QueueSpec = tuple[str, int]
 
+
+#: Values of ``event_loop``.
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -49,6 +53,9 @@ class Config:
     labels: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_format: str = "plain"
+    #: Event loop for ``async def perform``: "auto" (uvloop when installed), "uvloop"
+    #: or "asyncio".
+    event_loop: str = "auto"
     max_retries: int = 25
     dead_max_jobs: int = 10_000
     dead_timeout_s: float = 180 * 24 * 3600.0
@@ -83,6 +90,13 @@ class Config:
             raise ConfigError(f"timeout_s must be >= 0, got {self.timeout_s}")
         if self.log_format not in ("plain", "json"):
             raise ConfigError(f"log_format must be 'plain' or 'json', got {self.log_format!r}")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(
+                f"event_loop must be 'auto', 'uvloop' or 'asyncio', got {self.event_loop!r}"
+            )
+        if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ConfigError("event_loop is 'uvloop' but uvloop is not installed: "
+                              "pip install uvloop (Linux and macOS), or set event_loop = 'auto'")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(
                 f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -60,11 +61,41 @@ def test_config_is_frozen() -> None:
         ({"timeout_s": -1.0}, "timeout_s must be >= 0"),
         ({"log_format": "xml"}, "log_format must be 'plain' or 'json'"),
         ({"max_crashes": 0}, "max_crashes must be at least 1"),
+        ({"event_loop": "trio"}, "event_loop must be 'auto', 'uvloop' or 'asyncio'"),
     ],
 )
 def test_invalid_values_raise_config_error(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config(**changes)  # type: ignore[arg-type]
+
+
+def test_event_loop_uvloop_without_uvloop_says_how_to_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvloop" else real(name, *a))
+    with pytest.raises(ConfigError, match="pip install uvloop"):
+        Config(event_loop="uvloop")
+    assert Config(event_loop="auto").event_loop == "auto"
+
+
+@pytest.mark.parametrize(("kind", "module"), [("auto", "uvloop"), ("uvloop", "uvloop"),
+                                              ("asyncio", "asyncio")])
+def test_async_jobs_run_on_the_configured_event_loop(kind: str, module: str) -> None:
+    pytest.importorskip("uvloop")  # a dependency of roadie except on Windows
+    from roadie.server.processor import AsyncRunner
+
+    runner = AsyncRunner(kind)
+    try:
+        async def loop_module() -> str:
+            return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+        assert runner.run(loop_module()) == module
+    finally:
+        runner.stop()
 
 
 # --- queues ----------------------------------------------------------------------

@@ -121,7 +121,7 @@ class Launcher:
         if self._async is None:
             with self._async_lock:
                 if self._async is None:
-                    self._async = AsyncRunner()
+                    self._async = AsyncRunner(self.config.event_loop)
         return self._async
 
     def _processor(self, index: int) -> Processor:
