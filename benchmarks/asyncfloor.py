@@ -23,7 +23,7 @@ from functools import partial
 
 import redis.asyncio
 
-from roadie.server.processor import new_event_loop
+from roadie.server.asyncloop import new_event_loop
 
 JOBS = 2000
 KEY = "bench:asyncfloor"

@@ -86,7 +86,7 @@ def test_event_loop_uvloop_without_uvloop_says_how_to_fix(
                                               ("asyncio", "asyncio")])
 def test_async_jobs_run_on_the_configured_event_loop(kind: str, module: str) -> None:
     pytest.importorskip("uvloop")  # a dependency of roadie except on Windows
-    from roadie.server.processor import AsyncRunner
+    from roadie.server.asyncloop import AsyncRunner
 
     runner = AsyncRunner(kind)
     try:

@@ -27,6 +27,7 @@ from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.registry import Registry, default_registry
+from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.heartbeat import Heartbeat
 from roadie.server.janitor import Janitor
@@ -34,7 +35,7 @@ from roadie.server.manager import Manager
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
-from roadie.server.processor import ACK_DELAY_S, AsyncRunner, Processor
+from roadie.server.processor import ACK_DELAY_S, Processor
 from roadie.server.state import State
 
 log = logging.getLogger("roadie")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -21,6 +20,7 @@ from roadie.log import tid as make_tid
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.retry import decide, safe_message
+from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.outage import TRANSIENT, Backoff, Outage
 from roadie.server.state import State
@@ -48,15 +48,6 @@ HOLD_S = 0.1
 RETRY_OPTIONS = ("retry", "retry_queue", "dead", "backtrace", "retry_for")
 
 
-async def _guard(coro: Any) -> tuple[bool, Any]:
-    # SystemExit or KeyboardInterrupt escaping a task would stop the event loop
-    # and hang every async job; carry any exception back to the processor instead.
-    try:
-        return True, await coro
-    except BaseException as exc:
-        return False, exc
-
-
 def _metrics_class(payload: pl.Payload) -> str:
     """The class name execution metrics use: ``wrapped`` if present, as Sidekiq 7."""
     wrapped = payload.get("wrapped")
@@ -69,62 +60,6 @@ def _log_context(payload: pl.Payload) -> dict[str, Any]:
     if tags:
         ctx["tags"] = tags
     return ctx
-
-
-def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
-    """An event loop: uvloop's ("uvloop", or "auto" when it is installed) or asyncio's.
-
-    uvloop wakes and switches tasks faster: 2,000 jobs sleeping 10 ms at 10 executors
-    took 2.19-2.22 s with it and 2.44 s with asyncio's loop (ideal 2.00 s).
-    """
-    if kind != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if kind == "uvloop":
-                raise
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-class AsyncRunner:
-    """One event loop thread on which every ``async def perform`` runs."""
-
-    def __init__(self, kind: str = "auto") -> None:
-        self.loop = new_event_loop(kind)
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="roadie.asyncio", daemon=True
-        )
-        self.thread.start()
-
-    def run(self, coro: Any) -> Any:
-        """Run ``coro`` on the loop; the calling thread waits for its outcome.
-
-        One wake-up each way through a plain lock: lighter than
-        ``run_coroutine_threadsafe``'s future, condition and chained callbacks.
-        """
-        done = threading.Lock()
-        done.acquire()
-        outcome: list[tuple[bool, Any]] = []
-
-        def finished(task: asyncio.Task[tuple[bool, Any]]) -> None:
-            outcome.append((False, asyncio.CancelledError()) if task.cancelled()
-                           else task.result())
-            done.release()
-
-        def start() -> None:
-            self.loop.create_task(_guard(coro)).add_done_callback(finished)
-
-        self.loop.call_soon_threadsafe(start)
-        done.acquire()
-        ok, value = outcome[0]
-        if not ok:
-            raise value
-        return value
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 class Processor:
