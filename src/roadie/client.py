@@ -266,19 +266,17 @@ def redis_client() -> Redis:
     return redis
 
 
-def lend_thread_client(redis: Redis, config: Config) -> bool:
+def lend_thread_client(redis: Redis, config: Config) -> None:
     """Make ``redis`` (a processor's own connection, idle while its job runs) what
     ``redis_client()`` returns in this thread, if the default client is on the same
-    Redis with the same timeouts; returns whether it did.
+    Redis with the same timeouts.
 
     A process with 100 processors then opens 100 connections fewer, and its jobs'
     first Redis call does not pay for a connection.
     """
     client = _default_client
-    if client is None or _connection_settings(client.config) != _connection_settings(config):
-        return False
-    _thread_local.__dict__.update(redis=redis, owner=client)
-    return True
+    if client is not None and _connection_settings(client.config) == _connection_settings(config):
+        _thread_local.__dict__.update(redis=redis, owner=client)
 
 
 def _connection_settings(config: Config) -> tuple[str, float, float]:

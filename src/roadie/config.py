@@ -33,6 +33,7 @@ QueueSpec = tuple[str, int]
 #: Values of ``event_loop``.
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything a roadie client or process needs to know."""
