@@ -24,9 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
+import redis as redis_lib
 
 from roadie.config import Config
 from roadie.connection import Redis, connect, resolve_url
@@ -249,11 +251,38 @@ class Heartbeat:
 
 
 # --- the pulse ---------------------------------------------------------------------
-#: What the pulse child runs (``python -c``); its settings arrive on its stdin.
-# The pulse lowers its priority before its imports (about 0.2 s of CPU): it must not
-# take CPU from the processors, and a beat every few seconds needs next to none.
+#: What the pulse child runs for a TLS or Sentinel URL (``python -c``); its settings
+#: arrive on its stdin. It lowers its priority before its imports (redis-py: about
+#: 0.15 s of CPU): it must not take CPU from the processors, and a beat every few
+#: seconds needs next to none.
 PULSE_COMMAND = ("import os; os.nice(10); "
                  "from roadie.server.heartbeat import pulse_main; pulse_main()")
+#: The pulse for a plain Redis: the standard library only, isolated (``-I -S``).
+LITE_PULSE = str(Path(__file__).with_name("litepulse.py"))
+
+
+def lite_target(redis: Redis) -> dict[str, Any] | None:
+    """How ``litepulse.py`` reaches the server of ``redis``: a TCP or Unix socket,
+    credentials and db. None when it cannot (TLS, Sentinel, a credential provider):
+    the redis-py pulse does it then."""
+    pool = redis.connection_pool
+    kwargs = pool.connection_kwargs
+    if type(pool) not in (redis_lib.ConnectionPool, redis_lib.BlockingConnectionPool) or (
+        kwargs.get("credential_provider") is not None
+    ):
+        return None
+    target: dict[str, Any] = {
+        "username": kwargs.get("username"), "password": kwargs.get("password"),
+        "db": int(kwargs.get("db") or 0),
+    }
+    if pool.connection_class is redis_lib.UnixDomainSocketConnection:
+        target["path"] = kwargs["path"]
+    elif pool.connection_class is redis_lib.Connection:
+        target["host"] = kwargs.get("host", "localhost")
+        target["port"] = int(kwargs.get("port", 6379))
+    else:
+        return None
+    return target
 
 
 class Pulse:
@@ -281,7 +310,8 @@ class Pulse:
     def start(cls, redis: Redis, key: str, config: Config) -> Pulse | None:
         """Start a pulse for ``key`` on ``redis``'s server; None (logged) if impossible."""
         try:
-            settings = {
+            target = lite_target(redis)
+            settings: dict[str, Any] = {
                 # The URL, so that the pulse connects as roadie does: TLS, ACL user,
                 # Sentinel (it then follows a failover by itself). An embedded:// URL
                 # becomes the running server's URL.
@@ -292,9 +322,12 @@ class Pulse:
                 "ttl_ms": int(config.process_ttl_s * 1000),
                 "interval_s": config.heartbeat_interval_s,
                 "parent": os.getpid(),
+                **(target or {}),
             }
+            argv = ([sys.executable, "-I", "-S", LITE_PULSE] if target is not None
+                    else [sys.executable, "-c", PULSE_COMMAND])
             popen = subprocess.Popen(
-                [sys.executable, "-c", PULSE_COMMAND], stdin=subprocess.PIPE,
+                argv, stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, close_fds=True,
             )
         except Exception as exc:
