@@ -21,6 +21,7 @@ from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.scripts import Scripts
+from roadie.server.fetch import UnitOfWork
 from roadie.server.launcher import Launcher
 from roadie.server.processor import ACK_DELAY_S, HOLD_S, Processor
 
@@ -329,3 +330,60 @@ def test_a_job_that_crashes_its_processor_is_buried_not_requeued(
     assert r.zrange("dead", 0, -1) == [crasher_raw]
     assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == [[2], [1]]
     assert r.llen(INFLIGHT) == 0
+
+
+# --- sharing the jobs of a process ------------------------------------------------
+def test_an_idle_processor_runs_a_job_waiting_in_a_busy_siblings_batch(
+    r: redis.Redis, config: Config, registry: Registry, release: threading.Event
+) -> None:
+    ran: dict[int, str] = {}
+
+    class Held(Job, registry=registry, name="Held"):
+        def perform(self, i: int) -> None:
+            ran[i] = threading.current_thread().name
+            if i == 0:
+                release.wait(30)
+
+    launcher = Launcher(config.replace(concurrency=2, timeout_s=5.0), hooks=Hooks(),
+                        registry=registry)
+    inflight = f"roadie:inflight:{launcher.identity}"
+    # 4 jobs for 2 processors: each fetch takes 2, so job 1 waits behind job 0.
+    Held.perform_bulk([[i] for i in range(4)])
+    launcher.start()
+    try:
+        wait_until(lambda: sorted(ran) == [0, 1, 2, 3],
+                   message="job 1 stayed behind the running job 0")
+        # Job 1 ran on the other processor while job 0 was still running.
+        assert ran[1] != ran[0] and not release.is_set()
+        assert r.llen("queue:default") == 0
+        wait_until(lambda: r.llen(inflight) == 1, timeout=5 + ACK_DELAY_S,
+                   message="the three finished jobs were not acknowledged")
+    finally:
+        release.set()
+        launcher.stop()
+    assert not launcher.hard_stopped
+    assert r.get("stat:processed") == b"4" and r.llen(inflight) == 0
+
+
+def test_take_batch_and_a_thief_never_get_the_same_job(
+    r: redis.Redis, config: Config, registry: Registry
+) -> None:
+    owner = make_processor(r, config, registry)
+    thief = make_processor(r, config, registry)
+    thief.siblings = lambda: [owner, thief]
+    for round_ in range(200):
+        raws = [f"{round_}-{i}".encode() for i in range(20)]
+        owner.batch.extend(UnitOfWork("queue:default", raw) for raw in raws)
+        stolen: list[bytes] = []
+
+        def steal() -> None:
+            while (uow := thief._steal()) is not None:
+                stolen.append(uow.raw)
+
+        t = threading.Thread(target=steal)
+        t.start()
+        taken = [u.raw for u in owner.take_batch()]
+        t.join(5)
+        # Every job is in exactly one place.
+        assert sorted(taken + stolen) == sorted(raws)
+        assert not owner.batch

@@ -135,6 +135,7 @@ class Launcher:
             index, config=self.config, keys=self.keys, fetcher=fetcher,
             state=self.state, hooks=self.hooks, registry=self.registry,
             outage=self.outage, async_runner=self._async_runner,
+            siblings=lambda: self.manager.processors,
         )
         processor.owns_connection = True
         processor.lends_connection = self.lend
@@ -207,7 +208,7 @@ class Launcher:
                 p.abandoned = True
                 # Jobs fetched with the running one and not started go back too,
                 # behind it (oldest last, so that it lands at the front of its queue).
-                unstarted.extend(reversed(p.batch))
+                unstarted.extend(p.take_batch()[::-1])
                 if p.current is not None:
                     uows.append(p.current)
                 # Its earlier successes, not acknowledged yet: it writes nothing now.

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -75,6 +75,7 @@ class Processor:
         registry: Registry,
         outage: Outage,
         async_runner: Callable[[], AsyncRunner],
+        siblings: Callable[[], Sequence[Processor]] | None = None,
     ) -> None:
         self.index = index
         self.config = config
@@ -85,6 +86,9 @@ class Processor:
         self.registry = registry
         self.outage = outage
         self.async_runner = async_runner
+        #: The processors of this process, whose unstarted jobs this one may take
+        #: when the queues are empty (they are all in the process's in-flight list).
+        self.siblings = siblings
         self.current: UnitOfWork | None = None
         #: Jobs fetched together with ``current`` and not started yet. Like every
         #: fetched job they are in the in-flight list, so a kill -9 loses none.
@@ -123,6 +127,9 @@ class Processor:
         self._rotate = config.concurrency < nq
         self._turn = 0
         self.tid = ""
+        #: The last fetch took fewer jobs than it asked for: the queues are running
+        #: dry, so jobs waiting in siblings' batches go first (no round trip).
+        self._draining = False
 
     def start(self) -> None:
         self.thread.start()
@@ -176,9 +183,9 @@ class Processor:
                 log.error("the job %r crashed its processor (see the traceback above): "
                           "moved to the dead set unchanged; retry it from the dashboard "
                           "once the cause is fixed", crashed.raw[:120].decode("utf-8", "replace"))
-            if self.batch:
-                self.fetcher.requeue(list(reversed(self.batch)))
-                self.batch.clear()
+            unstarted = self.take_batch()
+            if unstarted:
+                self.fetcher.requeue(unstarted[::-1])
             self.fetcher.ack_many(self.take_acks())
         except Exception:
             log.exception("could not put away the jobs of a crashed processor; the janitor's "
@@ -215,11 +222,10 @@ class Processor:
         acks = self.take_acks()
         if acks:
             self._write_outcome(partial(self.fetcher.ack_many, acks))
-        if self.batch:
+        unstarted = self.take_batch()
+        if unstarted:
             # Oldest last: it lands at the very front of its queue.
-            self._redis_retry(partial(self.fetcher.requeue, list(reversed(self.batch))),
-                              "requeue")
-            self.batch.clear()
+            self._redis_retry(partial(self.fetcher.requeue, unstarted[::-1]), "requeue")
 
     def _release(self) -> None:
         if self.owns_connection:
@@ -231,18 +237,27 @@ class Processor:
     def _next(self) -> UnitOfWork | None:
         if self.batch:
             return self.batch.popleft()
+        if self._draining:
+            stolen = self._steal()
+            if stolen is not None:
+                return stolen
         paused = self.state.paused
         acks = self.take_acks()
         try:
-            got = self.fetcher.fetch(self.batch_size(), acks=acks, skip=paused,
+            want = self.batch_size()
+            got = self.fetcher.fetch(want, acks=acks, skip=paused,
                                      share=self.config.concurrency)
         except BaseException:
             # Removing a job from the in-flight list twice is harmless: try again.
             self.restore_acks(acks)
             raise
+        self._draining = len(got) < want
         if got:
             self.batch.extend(got[1:])
             return got[0]
+        stolen = self._steal()
+        if stolen is not None:
+            return stolen
         key = self._block_keys[self._turn % len(self._block_keys)]
         if key in paused:
             # Never block on a paused queue: wait as long as a blocking fetch would.
@@ -254,6 +269,37 @@ class Processor:
         if uow is None and self._rotate:
             self._turn += 1
         return uow
+
+    def _steal(self) -> UnitOfWork | None:
+        """The oldest unstarted job of the next sibling that holds one, if any.
+
+        The queues are (nearly) empty, and jobs fetched in batches wait behind
+        their siblings' running jobs: this idle processor runs one of them now. A
+        job stays in the process's in-flight list whichever processor runs it; each
+        deque pop is atomic, so a job goes to exactly one processor.
+        """
+        if self.siblings is None or self.state.quiet.is_set():
+            return None
+        siblings = self.siblings()
+        n = len(siblings)
+        for i in range(self.index + 1, self.index + n):
+            batch = siblings[i % n].batch
+            if batch:
+                try:
+                    return batch.popleft()
+                except IndexError:  # its owner took it meanwhile
+                    continue
+        return None
+
+    def take_batch(self) -> list[UnitOfWork]:
+        """Empty this processor's batch, oldest first. Safe against a sibling
+        stealing at the same time: each job ends up in one place."""
+        taken: list[UnitOfWork] = []
+        while True:
+            try:
+                taken.append(self.batch.popleft())
+            except IndexError:
+                return taken
 
     def batch_size(self) -> int:
         """How many jobs the next fetch may take: about HOLD_S of work."""
