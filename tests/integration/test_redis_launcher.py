@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -115,6 +116,44 @@ def test_stop_pushes_a_job_still_running_back_to_the_front(
     wait_until(lambda: processors_exited(launcher), message="processor did not exit")
     assert finished == []
     assert r.lrange("queue:default", 0, -1) == queue
+    assert r.exists(inflight, "retry", "dead") == 0
+
+
+def test_stop_ends_an_async_job_it_pushed_back(
+    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher],
+    release: threading.Event,
+) -> None:
+    started = threading.Event()
+    finished: list[str] = []
+    cancelled: list[str] = []
+
+    class SlowAsync(Job, registry=registry, name="SlowAsync"):
+        async def perform(self, label: str) -> None:
+            started.set()
+            try:
+                while not release.is_set():
+                    await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                cancelled.append(label)
+                raise
+            finished.append(label)
+
+    launcher = launch(concurrency=1, timeout_s=0.3)
+    inflight = f"roadie:inflight:{launcher.identity}"
+    SlowAsync.perform_async("slow")
+    wait_until(started.is_set, message="the async job did not start")
+    [running_raw] = r.lrange(inflight, 0, -1)
+
+    launcher.stop()
+
+    assert launcher.hard_stopped and launcher.requeued == 1
+    assert r.lrange("queue:default", 0, -1) == [running_raw]
+    # The processor waiting for the coroutine gets the launcher's Shutdown, and the
+    # coroutine is cancelled: the pushed-back job cannot also finish here.
+    wait_until(lambda: processors_exited(launcher), message="processor did not exit")
+    wait_until(lambda: cancelled == ["slow"], message="the coroutine was not cancelled")
+    release.set()
+    assert finished == []
     assert r.exists(inflight, "retry", "dead") == 0
 
 

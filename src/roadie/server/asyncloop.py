@@ -6,6 +6,10 @@ import asyncio
 import threading
 from typing import Any
 
+#: How often a thread waiting for its coroutine looks up (seconds): an exception the
+#: launcher raises in it (``Shutdown``, a hard stop) is delivered within this time.
+WAIT_SLICE_S = 0.1
+
 
 async def _guard(coro: Any) -> tuple[bool, Any]:
     # SystemExit or KeyboardInterrupt escaping a task would stop the event loop
@@ -47,11 +51,15 @@ class AsyncRunner:
         """Run ``coro`` on the loop; the calling thread waits for its outcome.
 
         One wake-up each way through a plain lock: lighter than
-        ``run_coroutine_threadsafe``'s future, condition and chained callbacks.
+        ``run_coroutine_threadsafe``'s future, condition and chained callbacks. An
+        exception raised in the waiting thread (the launcher's ``Shutdown`` at a hard
+        stop) cancels the coroutine, so a job pushed back to its queue does not
+        finish here too.
         """
         done = threading.Lock()
         done.acquire()
         outcome: list[tuple[bool, Any]] = []
+        tasks: list[asyncio.Task[tuple[bool, Any]]] = []
 
         def finished(task: asyncio.Task[tuple[bool, Any]]) -> None:
             outcome.append((False, asyncio.CancelledError()) if task.cancelled()
@@ -59,14 +67,30 @@ class AsyncRunner:
             done.release()
 
         def start() -> None:
-            self.loop.create_task(_guard(coro)).add_done_callback(finished)
+            task = self.loop.create_task(_guard(coro))
+            task.add_done_callback(finished)
+            tasks.append(task)
 
         self.loop.call_soon_threadsafe(start)
-        done.acquire()
+        try:
+            while not done.acquire(timeout=WAIT_SLICE_S):
+                pass
+        except BaseException:
+            # start() runs before this (the loop keeps the order of its callbacks).
+            self.loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+            raise
         ok, value = outcome[0]
         if not ok:
             raise value
         return value
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        """Cancel the coroutines still running, then stop the loop (after the loop's
+        next pass, which delivers the cancellations)."""
+
+        def shutdown() -> None:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.call_soon(self.loop.stop)
+
+        self.loop.call_soon_threadsafe(shutdown)
