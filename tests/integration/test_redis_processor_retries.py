@@ -158,7 +158,7 @@ def test_backtrace_true_keeps_every_line(
     lines = decompress_backtrace(payload["error_backtrace"])
     assert lines[0].endswith(":in `helper'") and lines[1].endswith(":in `perform'")
     assert len(lines) > 3
-    assert any("processor.py" in line for line in lines)
+    assert any("runner.py" in line for line in lines)
 
 
 def test_no_backtrace_option_writes_no_backtrace(

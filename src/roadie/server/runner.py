@@ -1,0 +1,195 @@
+"""Running one fetched job: decode, middleware, perform, and writing its outcome
+(acknowledge, retry or bury), through Redis outages. ``Processor`` adds the loop
+that fetches."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from roadie import payload as pl
+from roadie.config import Config
+from roadie.errors import MalformedPayload, Shutdown, UnknownJobError
+from roadie.job import Job
+from roadie.keys import Keys
+from roadie.middleware import Hooks
+from roadie.registry import Registry
+from roadie.retry import decide, safe_message
+from roadie.server.asyncloop import AsyncRunner
+from roadie.server.fetch import Fetcher, UnitOfWork
+from roadie.server.outage import TRANSIENT, Backoff, Outage
+from roadie.server.state import State
+
+log = logging.getLogger("roadie")
+T = TypeVar("T")
+
+#: Class options that shape what a failure leads to.
+RETRY_OPTIONS = ("retry", "retry_queue", "dead", "backtrace", "retry_for")
+
+
+def _metrics_class(payload: pl.Payload) -> str:
+    """The class name execution metrics use: ``wrapped`` if present, as Sidekiq 7."""
+    wrapped = payload.get("wrapped")
+    return wrapped if isinstance(wrapped, str) and wrapped else str(payload.get("class"))
+
+
+def _log_context(payload: pl.Payload) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"class": pl.display_class(payload), "jid": payload.get("jid")}
+    tags = payload.get("tags")
+    if tags:
+        ctx["tags"] = tags
+    return ctx
+
+
+class JobRunner:
+    """What a processor needs to run a job; ``Processor`` sets every attribute."""
+
+    config: Config
+    keys: Keys
+    fetcher: Fetcher
+    state: State
+    hooks: Hooks
+    registry: Registry
+    outage: Outage
+    async_runner: Callable[[], AsyncRunner]
+    #: The processor thread's id in logs and the work hash.
+    tid: str
+    #: Moving average of this processor's job durations (s).
+    job_s: float
+    #: Set by the launcher when it has pushed the running job back at shutdown:
+    #: no outcome is written for it then.
+    abandoned: bool
+
+    # --- one job ---------------------------------------------------------------
+    def process(self, uow: UnitOfWork, *, defer_ack: bool = False) -> UnitOfWork | None:
+        """Run one job and write its outcome.
+
+        With ``defer_ack`` a success is not acknowledged here: the job is returned
+        for the caller to acknowledge together with its next fetch.
+        """
+        queue = uow.queue_name(self.keys)
+        self.state.start_work(self.tid, queue, uow.raw)
+        t0 = time.monotonic()
+        try:
+            return self._process(uow, queue, defer_ack)
+        finally:
+            self.job_s += 0.25 * (time.monotonic() - t0 - self.job_s)
+            self.state.end_work(self.tid)
+
+    def _process(self, uow: UnitOfWork, queue: str, defer_ack: bool) -> UnitOfWork | None:
+        try:
+            payload = pl.decode(uow.raw)
+        except MalformedPayload as exc:
+            log.error("%s; moved to the dead set as it was", exc,
+                      extra={"roadie": {"queue": queue}})
+            self._write_outcome(lambda: self.fetcher.dead(uow, uow.raw))
+            self.state.count(failed=True)
+            return None
+        verbose = log.isEnabledFor(logging.INFO)
+        # The log context is built only when something is logged (INFO, or a failure).
+        ctx = _log_context(payload) if verbose else None
+        if ctx is not None:
+            log.info("start", extra={"roadie": ctx})
+        t0 = time.monotonic()
+        job_cls: type[Job] | None = None
+        try:
+            job_cls, args = self.resolve(payload)
+            job = job_cls()
+            job.jid = str(payload.get("jid", ""))
+            job.payload = payload
+            self.hooks.run_server(job, payload, queue, lambda: self._perform(job, args))
+        except BaseException as exc:
+            if isinstance(exc, Shutdown) and self.abandoned:
+                # The launcher pushed this job back and ended its run: no outcome.
+                log.warning("%s %s interrupted by the shutdown; it was pushed back",
+                            pl.display_class(payload), payload.get("jid"))
+                return None
+            if ctx is None:
+                ctx = _log_context(payload)
+            ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
+            log.info("fail", extra={"roadie": ctx})
+            # An unknown class is a deployment matter: its traceback would only be noise.
+            trace = None if isinstance(exc, UnknownJobError) else exc
+            log.warning("%s: %s", type(exc).__name__, safe_message(exc), exc_info=trace,
+                        extra={"roadie": ctx})
+            self.hooks.report_error(exc, {"context": "Job raised exception",
+                                          "job": payload, "queue": queue})
+            self.fail(uow, payload, exc, queue, job_cls)
+            self.state.count(failed=True, job_class=_metrics_class(payload))
+            return None
+        elapsed = time.monotonic() - t0
+        if ctx is not None:
+            ctx["elapsed"] = f"{elapsed:.3f}"
+            log.info("done", extra={"roadie": ctx})
+        self.state.count(failed=False, job_class=_metrics_class(payload),
+                         ms=int(elapsed * 1000))
+        if defer_ack and not self.abandoned:
+            return uow
+        self._write_outcome(lambda: self.fetcher.ack(uow))
+        return None
+
+    def resolve(self, payload: pl.Payload) -> tuple[type[Job], list[Any]]:
+        name = payload["class"]
+        args: list[Any] = payload["args"]
+        wrapped = payload.get("wrapped")
+        if name in pl.ACTIVEJOB_WRAPPERS and isinstance(wrapped, str):
+            name = wrapped
+            if args and isinstance(args[0], dict) and isinstance(args[0].get("arguments"), list):
+                args = args[0]["arguments"]
+        return self.registry.get(name), args
+
+    def _perform(self, job: Job, args: list[Any]) -> None:
+        if type(job).is_async:
+            self.async_runner().run(job.perform(*args))
+        else:
+            job.perform(*args)
+
+    def fail(
+        self,
+        uow: UnitOfWork,
+        payload: pl.Payload,
+        exc: BaseException,
+        queue: str,
+        job_cls: type[Job] | None,
+    ) -> None:
+        if job_cls is not None:
+            # A payload pushed by name (another codebase, Ruby) lacks the class's
+            # options: the class's retry policy applies where the payload is silent.
+            for key in RETRY_OPTIONS:
+                if key not in payload and key in job_cls.options:
+                    payload[key] = job_cls.options[key]
+        outcome = decide(payload, exc, queue, self.config, job_cls)
+        if outcome.action == "retry":
+            raw = pl.encode(outcome.payload)
+            self._write_outcome(lambda: self.fetcher.retry(uow, raw, outcome.retry_at))
+        elif outcome.action == "dead":
+            raw = pl.encode(outcome.payload)
+            self._write_outcome(lambda: self.fetcher.dead(uow, raw))
+            log.warning("Adding dead %s job %s", pl.display_class(payload), payload.get("jid"))
+        else:
+            self._write_outcome(lambda: self.fetcher.ack(uow))
+        if outcome.died:
+            self.hooks.report_death(outcome.payload, exc)
+
+    # --- writing outcomes through outages -----------------------------------
+    def _write_outcome(self, write: Callable[[], object]) -> None:
+        if self.abandoned:
+            return
+        self._redis_retry(write, "outcome")
+
+    def _redis_retry(self, op: Callable[[], T], where: str) -> T | None:
+        """Retry ``op`` through a Redis outage; give up only if this job was abandoned."""
+        backoff = Backoff()
+        while True:
+            try:
+                result = op()
+                self.outage.ok()
+                return result
+            except TRANSIENT as exc:
+                self.outage.failed(exc, where)
+                if self.abandoned:
+                    return None
+                backoff.wait(threading.Event())
