@@ -10,9 +10,9 @@ import asyncio
 import os
 import threading
 import time
-from typing import Any
 
 import redis
+from peers import spanlog
 
 import roadie
 from roadie.payload import epoch_seconds
@@ -21,8 +21,8 @@ from roadie.payload import epoch_seconds
 RUNS_KEY = "bench:runs"
 #: List of push->start latencies in seconds (Latency).
 LATENCY_KEY = "bench:latency"
-#: "start end" epoch seconds of each sleeping job (Sleep, AsyncSleep; bench.py).
-IO_KEY = "bench:io"
+#: "start end" epoch seconds of each sleeping job (Sleep, AsyncSleep; spanlog.py).
+IO_KEY = spanlog.IO_KEY
 #: List of push->start latencies in seconds, push time given as argument (Lat; bench.py).
 LAT_KEY = "bench:lat"
 
@@ -39,6 +39,9 @@ def client() -> redis.Redis:
                 url = os.environ.get("BENCH_REDIS_URL") or os.environ["REDIS_URL"]
                 _client = redis.Redis.from_url(url)
     return _client
+
+
+SPANS = spanlog.SpanLog(client)  # I/O spans, written in batches
 
 
 class Noop(roadie.Job, name="bench.Noop"):
@@ -77,36 +80,21 @@ class Latency(roadie.Job, name="bench.Latency"):
 
 
 class Sleep(roadie.Job, name="bench.Sleep"):
-    """An I/O-bound job: a blocking 10 ms sleep, then one RPUSH of its start and end."""
+    """An I/O-bound job: a blocking 10 ms sleep; its start and end go to ``SPANS``."""
 
     def perform(self, i: int) -> None:
         started = time.time()
         time.sleep(0.01)
-        roadie.redis_client().rpush(IO_KEY, f"{started} {time.time()}")
-
-
-_async_client: Any = None
-
-
-def async_client() -> Any:
-    """One ``redis.asyncio`` client, on roadie's one event loop (where async jobs run)."""
-    global _async_client
-    if _async_client is None:
-        import redis.asyncio
-
-        url = os.environ.get("BENCH_REDIS_URL") or os.environ["REDIS_URL"]
-        _async_client = redis.asyncio.Redis.from_url(url)
-    return _async_client
+        SPANS.add(started, time.time())
 
 
 class AsyncSleep(roadie.Job, name="bench.AsyncSleep"):
-    """Sleep as ``async def``: ``await asyncio.sleep(0.01)``, then the same RPUSH,
-    awaited on an asyncio client (a blocking call would stall every async job)."""
+    """Sleep as ``async def``: ``await asyncio.sleep(0.01)``; start and end to ``SPANS``."""
 
     async def perform(self, i: int) -> None:
         started = time.time()
         await asyncio.sleep(0.01)
-        await async_client().rpush(IO_KEY, f"{started} {time.time()}")
+        SPANS.add(started, time.time())
 
 
 class Lat(roadie.Job, name="bench.Lat"):

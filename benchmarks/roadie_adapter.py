@@ -280,8 +280,8 @@ class Adapter:
         spans = [tuple(map(float, v.split())) for v in self.r.lrange(key, 0, -1)]
         secs = max(e for _, e in spans) - min(s for s, _ in spans)
         ideal = IO_JOBS * 0.010 / (self.a.concurrency * self.a.processes)
-        self.notes.append(f"{job.__name__}: 10 ms sleep, {IO_JOBS:,} jobs; "
-                          "ideal = 2000*0.01/(C*P)")
+        self.notes.append(f"{job.__name__}: 10 ms sleep, {IO_JOBS:,} jobs, start/end written "
+                          "in batches (spanlog.py); ideal = 2000*0.01/(C*P)")
         return {"jobs": IO_JOBS, "seconds": secs, "jobs_per_s": IO_JOBS / secs,
                 "seconds_from_spawn": done - t0, "ideal_s": ideal, "vs_ideal": secs / ideal}
 

@@ -6,6 +6,7 @@ import os
 import time
 
 import redis
+import spanlog
 from huey import RedisHuey
 
 #: Blocking dequeue (BRPOP, huey's default for Redis); results stored (default) for
@@ -23,6 +24,9 @@ def client() -> redis.Redis:
     return _client
 
 
+SPANS = spanlog.SpanLog(client)  # io: "start end" per job, one RPUSH every 20 ms
+
+
 @huey.task()
 def noop(i: int) -> bool:
     return True  # stored in huey.results.bench: huey's own record that the task ran
@@ -37,7 +41,7 @@ def onecall(i: int) -> None:
 def sleep(i: int) -> None:
     started = time.time()
     time.sleep(0.01)
-    client().rpush("bench:io", f"{started} {time.time()}")
+    SPANS.add(started, time.time())
 
 
 @huey.task()

@@ -282,8 +282,8 @@ class Runner:
         spans = [tuple(map(float, v.split())) for v in self.r.lrange(IO_KEY, 0, -1)]
         secs = max(e for _, e in spans) - min(s for s, _ in spans)
         ideal = IO_JOBS * 0.010 / (self.a.concurrency * self.a.processes)
-        self.notes.append(f"io-sync: {IO_JOBS:,} jobs of time.sleep(0.01); "
-                          "ideal = 2000*0.01/(C*P)")
+        self.notes.append(f"io-sync: {IO_JOBS:,} jobs of time.sleep(0.01), start/end "
+                          "written in batches (spanlog.py); ideal = 2000*0.01/(C*P)")
         return {"jobs": IO_JOBS, "seconds": secs, "jobs_per_s": IO_JOBS / secs,
                 "seconds_from_spawn": done - t0, "ideal_s": ideal, "vs_ideal": secs / ideal}
 

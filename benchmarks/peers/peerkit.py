@@ -7,8 +7,9 @@ benchmark contract (docs/performance.md), prints one JSON object as the last lin
 stdout and kills every process it started, in ``finally``.
 
 The job bodies live in ``<peer>_jobs.py``; they all write to the same keys:
-``bench:runs`` (onecall / memory: HINCRBY index 1), ``bench:io`` (io-sync: one RPUSH
-"start end" per job), ``bench:lat`` (lat1 / lat3: RPUSH now - pushed_at) and
+``bench:runs`` (onecall / memory: HINCRBY index 1), ``bench:io`` (io-sync / io-async:
+"start end" per job, gathered in the worker and written every 20 ms by
+``spanlog.SpanLog``), ``bench:lat`` (lat1 / lat3: RPUSH now - pushed_at) and
 ``bench:probe`` (a readiness probe pushed before the latency runs).
 """
 

@@ -303,7 +303,8 @@ class Adapter
     spans = @r.lrange(Bench::IO_KEY, 0, -1).map { |s| s.split.map(&:to_f) }
     secs = spans.map(&:last).max - spans.map(&:first).min
     ideal = count * 0.010 / (@c * @p)
-    @notes << "SleepJob: sleep 0.01 (blocking), 2,000 jobs; ideal = 2000*0.01/(C*P)"
+    @notes << "SleepJob: sleep 0.01 (blocking), 2,000 jobs, start/end written in batches " \
+              "every 20 ms; ideal = 2000*0.01/(C*P)"
     { "jobs" => count, "seconds" => secs, "jobs_per_s" => count / secs, "seconds_from_spawn" => done - t0,
       "ideal_s" => ideal, "vs_ideal" => secs / ideal }
   end
