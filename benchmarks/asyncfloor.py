@@ -1,16 +1,21 @@
-"""The floor for ``async def`` I/O jobs: the I/O workload's job body without any queue.
+"""Floors for the I/O workload: its job bodies without any queue, framework or Redis.
 
-``bench.py``'s async I/O workload runs 2,000 ``AsyncSleep`` jobs (``await
-asyncio.sleep(0.01)``, then one RPUSH through a ``redis.asyncio`` client) at 10 and 100
-executors; the ideal is 2,000 x 10 ms / executors. This runs the same body as C
-asyncio tasks in one process, each doing its share one after another, with no queue,
-no fetch and no threads: what the event loop and redis.asyncio alone cost on this
-machine, on asyncio's loop and on uvloop's (roadie's default when installed). Timed as
-bench.py times it: first start to last end.
+``bench.py``'s I/O workload runs 2,000 jobs that sleep 10 ms (and note their start
+and end in a list) at 10 and 100 executors; the ideal is 2,000 x 10 ms / executors.
+This runs the same bodies, one after another in each of C lanes, three ways:
 
-    .venv/bin/python benchmarks/asyncfloor.py [--redis-url URL] [--runs 5]
+- ``threads``: C threads calling ``time.sleep(0.01)`` (the sync jobs' floor);
+- ``tasks``: C asyncio tasks awaiting ``asyncio.sleep(0.01)`` on one loop (the floor
+  of any framework that runs async jobs as tasks on the loop);
+- ``hand-off``: C threads each handing its coroutine to one event loop thread and
+  waiting for it (roadie's ``AsyncRunner``): the floor of roadie's way of running
+  ``async def`` jobs today.
 
-Needs a Redis (default redis://127.0.0.1:6379/15); it writes one list and deletes it.
+Each at 1 process x C and at 2 processes x C/2 (started together; timed from the
+first start to the last end of all of them, as bench.py times it), on uvloop's loop
+(roadie's default when installed).
+
+    .venv/bin/python benchmarks/asyncfloor.py [--runs 5]
 """
 
 from __future__ import annotations
@@ -18,54 +23,108 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
+import sys
+import threading
 import time
-from functools import partial
+from collections.abc import Callable
 
-import redis.asyncio
-
-from roadie.server.asyncloop import new_event_loop
+from roadie.server.asyncloop import AsyncRunner, new_event_loop
 
 JOBS = 2000
-KEY = "bench:asyncfloor"
+WAYS = ("threads", "tasks", "hand-off")
 
 
-async def floor(url: str, concurrency: int) -> float:
-    client = redis.asyncio.Redis.from_url(url)
+def lanes(concurrency: int, per_lane: int, lane: Callable[[int], None]) -> None:
+    """``lane(per_lane)`` in ``concurrency`` threads, started together."""
+    go = threading.Event()
+
+    def run() -> None:
+        go.wait()
+        lane(per_lane)
+
+    threads = [threading.Thread(target=run) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    go.set()
+    for t in threads:
+        t.join()
+
+
+def child(way: str, concurrency: int, jobs: int) -> tuple[float, float]:
+    """Run ``jobs`` bodies in ``concurrency`` lanes; (first start, last end)."""
     spans: list[tuple[float, float]] = []
+    if way == "threads":
+        def lane(n: int) -> None:
+            for _ in range(n):
+                started = time.time()
+                time.sleep(0.01)
+                spans.append((started, time.time()))
 
-    async def body() -> None:
-        started = time.time()
-        await asyncio.sleep(0.01)
-        await client.rpush(KEY, f"{started} {time.time()}")
-        spans.append((started, time.time()))
+        lanes(concurrency, jobs // concurrency, lane)
+    elif way == "tasks":
+        async def main() -> None:
+            async def lane(n: int) -> None:
+                for _ in range(n):
+                    started = time.time()
+                    await asyncio.sleep(0.01)
+                    spans.append((started, time.time()))
 
-    async def lane() -> None:
-        for _ in range(JOBS // concurrency):
-            await body()
+            await asyncio.gather(*(lane(jobs // concurrency) for _ in range(concurrency)))
 
-    await client.ping()  # connect outside the timed part
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
-    await client.delete(KEY)
-    await client.aclose()
+        loop = new_event_loop("auto")
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+    else:
+        runner = AsyncRunner("auto")
+
+        async def body() -> None:
+            started = time.time()
+            await asyncio.sleep(0.01)
+            spans.append((started, time.time()))
+
+        def hand_off(n: int) -> None:
+            for _ in range(n):
+                runner.run(body())
+
+        lanes(concurrency, jobs // concurrency, hand_off)
+        runner.stop()
+    return min(s for s, _ in spans), max(e for _, e in spans)
+
+
+def measure(way: str, concurrency: int, processes: int) -> float:
+    per = concurrency // processes
+    argv = [sys.executable, __file__, "--child", way, str(per), str(JOBS // processes)]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(processes)]
+    spans = []
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        if p.returncode != 0:
+            raise SystemExit(f"child {argv} failed ({p.returncode})")
+        first, last = map(float, out.split())
+        spans.append((first, last))
     return max(e for _, e in spans) - min(s for s, _ in spans)
 
 
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        first, last = child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        print(first, last)
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
-    for kind in ("asyncio", "uvloop"):
-        for concurrency in (10, 100):
-            secs = []
-            for _ in range(args.runs):
-                with asyncio.Runner(loop_factory=partial(new_event_loop, kind)) as runner:
-                    secs.append(runner.run(floor(args.redis_url, concurrency)))
+    print("| body | executors | processes | median s | ideal s | x ideal | runs |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for way in WAYS:
+        for concurrency, processes in ((10, 1), (100, 1), (100, 2)):
+            secs = [measure(way, concurrency, processes) for _ in range(args.runs)]
             ideal = JOBS * 0.01 / concurrency
             med = statistics.median(secs)
-            print(f"{kind} loop, {concurrency} tasks: median {med:.3f} s of {args.runs} runs, "
-                  f"ideal {ideal:.2f} s (x{med / ideal:.2f}); runs: "
-                  + ", ".join(f"{s:.3f}" for s in secs))
+            print(f"| {way} | {concurrency} | {processes} | {med:.3f} | {ideal:.2f} | "
+                  f"{med / ideal:.2f} | " + ", ".join(f"{s:.3f}" for s in secs) + " |")
 
 
 if __name__ == "__main__":
