@@ -12,6 +12,7 @@ figures of every system.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,4 +48,8 @@ class SpanLog:
             if n:
                 batch = self.items[:n]
                 del self.items[:n]  # items appended meanwhile stay for the next write
-                self.client().rpush(self.key, *batch)
+                try:
+                    self.client().rpush(self.key, *batch)
+                except Exception as exc:  # keep them for the next write; say why
+                    self.items[:0] = batch
+                    print(f"spanlog: RPUSH failed ({exc}); retrying", file=sys.stderr)

@@ -37,7 +37,14 @@ module Bench
         loop do
           sleep 0.02
           batch = SPANS_LOCK.synchronize { SPANS.slice!(0, SPANS.size) }
-          Sidekiq.redis { |c| c.rpush(IO_KEY, batch) } unless batch.empty?
+          next if batch.empty?
+
+          begin
+            Sidekiq.redis { |c| c.rpush(IO_KEY, batch) }
+          rescue StandardError => e # keep them for the next write; say why
+            SPANS_LOCK.synchronize { SPANS.unshift(*batch) }
+            warn "spanlog: RPUSH failed (#{e.message}); retrying"
+          end
         end
       end
     end
