@@ -76,8 +76,11 @@ class AsyncRunner:
             while not done.acquire(timeout=WAIT_SLICE_S):
                 pass
         except BaseException:
-            # start() runs before this (the loop keeps the order of its callbacks).
-            self.loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+            def cancel() -> None:
+                for task in tasks:  # start() ran first: the loop keeps their order
+                    task.cancel()
+
+            self.loop.call_soon_threadsafe(cancel)
             raise
         ok, value = outcome[0]
         if not ok:

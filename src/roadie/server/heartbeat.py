@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
-import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +31,7 @@ import redis as redis_lib
 from roadie.config import Config
 from roadie.connection import Redis, connect, resolve_url
 from roadie.keys import METRICS_TTL_S, Keys
+from roadie.server.litepulse import serve
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.state import METRIC_F, METRIC_HIST, METRIC_MS, METRIC_P, State
 
@@ -371,25 +370,19 @@ class Pulse:
 
 
 def pulse_main() -> None:
-    """The pulse child's loop (see ``Pulse``). Exits 0 when its parent is gone."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGTSTP, signal.SIGTTIN):
-        signal.signal(sig, signal.SIG_IGN)
-    stdin = sys.stdin.buffer
-    line = stdin.readline()
-    if not line:
-        return
-    settings = orjson.loads(line)
-    config = Config(redis_url=settings["url"], redis_url_configured=True,
-                    socket_timeout_s=settings["socket_timeout_s"],
-                    connect_timeout_s=settings["connect_timeout_s"])
-    client = connect(config)
-    key, ttl_ms, parent = settings["key"], settings["ttl_ms"], settings["parent"]
-    interval = float(settings["interval_s"])
-    fd = stdin.fileno()
-    while os.getppid() == parent:
-        # Redis away: the parent's heartbeat reports the outage; try again later.
-        with contextlib.suppress(Exception):
-            client.set(key, b"1", px=ttl_ms)
-        readable, _, _ = select.select([fd], [], [], interval)
-        if readable and not os.read(fd, 4096):
-            return  # EOF: the parent stopped us, or died
+    """The redis-py pulse child (see ``Pulse``). Exits 0 when its parent is gone."""
+
+    def start(settings: dict[str, Any]) -> Callable[[], None]:
+        config = Config(redis_url=settings["url"], redis_url_configured=True,
+                        socket_timeout_s=settings["socket_timeout_s"],
+                        connect_timeout_s=settings["connect_timeout_s"])
+        client = connect(config)
+        key, ttl_ms = settings["key"], settings["ttl_ms"]
+
+        def beat() -> None:
+            with contextlib.suppress(Exception):
+                client.set(key, b"1", px=ttl_ms)
+
+        return beat
+
+    serve(start)

@@ -20,6 +20,7 @@ import select
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 
@@ -78,8 +79,13 @@ class Link:
         self.sock = self.reader = None
 
 
-def main() -> None:
-    os.nice(10)
+def serve(start: Callable[[dict[str, Any]], Callable[[], None]]) -> None:
+    """A pulse's life, whichever client it uses: read the settings from stdin, then
+    call ``start(settings)``'s beat every ``interval_s`` while the parent lives.
+
+    A beat handles its own errors (Redis away: the parent's heartbeat reports it; the
+    next beat tries again). Returns on EOF (the parent stopped us, or died).
+    """
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGTSTP, signal.SIGTTIN):
         signal.signal(sig, signal.SIG_IGN)
     stdin = sys.stdin.buffer
@@ -87,19 +93,32 @@ def main() -> None:
     if not line:
         return
     settings = json.loads(line)
-    link = Link(settings)
-    beat = command("SET", settings["key"], "1", "PX", settings["ttl_ms"])
+    beat = start(settings)
     parent, interval = settings["parent"], float(settings["interval_s"])
     fd = stdin.fileno()
     while os.getppid() == parent:
-        try:
-            link.call(beat)
-        except (OSError, ConnectionError):
-            # Redis away or refusing: the parent's heartbeat reports it; try again.
-            link.close()
+        beat()
         readable, _, _ = select.select([fd], [], [], interval)
         if readable and not os.read(fd, 4096):
-            return  # EOF: the parent stopped us, or died
+            return
+
+
+def lite_beat(settings: dict[str, Any]) -> Callable[[], None]:
+    link = Link(settings)
+    request = command("SET", settings["key"], "1", "PX", settings["ttl_ms"])
+
+    def beat() -> None:
+        try:
+            link.call(request)
+        except OSError:  # ConnectionError too: reconnect next time
+            link.close()
+
+    return beat
+
+
+def main() -> None:
+    os.nice(10)
+    serve(lite_beat)
 
 
 if __name__ == "__main__":
