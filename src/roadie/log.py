@@ -45,6 +45,12 @@ def _native(record: logging.LogRecord) -> int | None:
     return record.thread
 
 
+def _tid(record: logging.LogRecord, ctx: dict[str, Any]) -> str:
+    # A job run as a task of the event loop names its processor's tid in its context.
+    given = ctx.get("tid")
+    return given if isinstance(given, str) else tid(_native(record))
+
+
 def _timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + (
         f".{int(created * 1000) % 1000:03d}Z"
@@ -54,8 +60,8 @@ def _timestamp(created: float) -> str:
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ctx: dict[str, Any] = getattr(record, "roadie", None) or {}
-        parts = [_timestamp(record.created), f"pid={os.getpid()}", f"tid={tid(_native(record))}"]
-        parts += [f"{k}={v}" for k, v in ctx.items() if v is not None]
+        parts = [_timestamp(record.created), f"pid={os.getpid()}", f"tid={_tid(record, ctx)}"]
+        parts += [f"{k}={v}" for k, v in ctx.items() if v is not None and k != "tid"]
         line = " ".join(parts) + f" {record.levelname}: {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -68,10 +74,11 @@ class JSONFormatter(logging.Formatter):
         obj: dict[str, Any] = {
             "ts": _timestamp(record.created),
             "pid": os.getpid(),
-            "tid": tid(_native(record)),
+            "tid": _tid(record, ctx),
             "lvl": record.levelname,
             "msg": record.getMessage(),
         }
+        ctx.pop("tid", None)
         if ctx:
             obj["ctx"] = ctx
         if record.exc_info:

@@ -19,6 +19,8 @@ class Registry:
     def __init__(self) -> None:
         self._jobs: dict[str, type[Job]] = {}
         self._lock = threading.Lock()
+        #: True when some registered class has an ``async def perform``.
+        self.has_async = False
 
     def register(self, name: str, job_cls: type[Job]) -> None:
         with self._lock:
@@ -31,10 +33,12 @@ class Registry:
                     "`class X(roadie.Job, name='...')`"
                 )
             self._jobs[name] = job_cls
+            self.has_async = self.has_async or job_cls.is_async
 
     def unregister(self, name: str) -> None:
         with self._lock:
             self._jobs.pop(name, None)
+            self.has_async = any(c.is_async for c in self._jobs.values())
 
     def get(self, name: str) -> type[Job]:
         try:

@@ -88,8 +88,11 @@ def test_a_job_that_kills_its_process_goes_dead_after_max_crashes(
     assert "each of the 3 times in a row that its process died" in dead["error_message"]
     assert dead["retry_count"] == 0
     assert "roadie_crashes" not in dead
-    logs = "\n".join(p.output() for p in procs.procs)
-    assert logs.count("(1 to the dead set for crashing processes repeatedly)") == 1
+    # The janitor logs the burial just after writing it: wait for the line.
+    line = "(1 to the dead set for crashing processes repeatedly)"
+    wait_until(lambda: line in "\n".join(p.output() for p in procs.procs), 10, 0.05,
+               "the janitor did not log the burial")
+    assert "\n".join(p.output() for p in procs.procs).count(line) == 1
 
     # The processes keep going: a second wave of jobs runs, each once.
     second = set(sysjobs.Record.perform_bulk([[] for _ in range(100)]))

@@ -8,9 +8,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
+from roadie import payload as pl
 from roadie.client import lend_thread_client
 from roadie.config import Config
+from roadie.errors import MalformedPayload, Shutdown
+from roadie.job import Job
 from roadie.keys import Keys
 from roadie.log import tid as make_tid
 from roadie.middleware import Hooks
@@ -18,7 +22,7 @@ from roadie.registry import Registry
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.outage import TRANSIENT, Backoff, Outage
-from roadie.server.runner import JobRunner
+from roadie.server.runner import Failed, JobRunner
 from roadie.server.state import State
 
 log = logging.getLogger("roadie")
@@ -135,11 +139,8 @@ class Processor(JobRunner):
                 # job goes back to the front of its queue, as in Sidekiq.
                 if self.state.quiet.is_set():
                     self.batch.appendleft(uow)
-                elif self.process(uow, defer_ack=True) is not None:
-                    with self._acks_lock:
-                        if not self.acks:
-                            self._acks_since = time.monotonic()
-                        self.acks.append(uow.raw)
+                else:
+                    self._handle(uow)
                 self.current = None
             self._finish()
             self._release()
@@ -149,6 +150,75 @@ class Processor(JobRunner):
                 self._rescue()
             self._release()
             raise
+
+    def _handle(self, uow: UnitOfWork) -> None:
+        """Run one job: an ``async def perform`` one, and the async jobs after it in
+        this processor's batch, as tasks of the event loop (one hand-off each way
+        for them all); any other job here, in this thread."""
+        payload: pl.Payload | None = None
+        if self.registry.has_async:
+            try:
+                payload = pl.decode(uow.raw)
+            except MalformedPayload:
+                payload = None  # process() reports it
+            else:
+                ready = self.loop_ready(payload)
+                if ready is not None:
+                    self._on_loop(uow, payload, *ready)
+                    return
+        if self.process(uow, defer_ack=True, payload=payload) is not None:
+            self._defer_ack(uow)
+
+    def _defer_ack(self, uow: UnitOfWork) -> None:
+        with self._acks_lock:
+            if not self.acks:
+                self._acks_since = time.monotonic()
+            self.acks.append(uow.raw)
+
+    def _on_loop(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
+                 args: list[Any]) -> None:
+        try:
+            failed = self.async_runner().run(self._stretch(uow, payload, job_cls, args))
+        except Shutdown:
+            # A hard stop pushed the running job back and cancelled its task.
+            if not self.abandoned:
+                raise
+            current = self.current
+            log.warning("an async job was interrupted by the shutdown; it was pushed back: "
+                        "%r", b"" if current is None else current.raw[:120])
+            return
+        if failed is not None:
+            self.finish_failed(failed)
+
+    async def _stretch(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
+                       args: list[Any]) -> Failed | None:
+        """On the event loop: run ``uow``, then the async jobs that follow it in
+        this processor's batch, until one fails, a job of another kind comes next
+        (it goes back to the batch, for the thread), the batch is empty (the thread
+        fetches more) or the process quiets."""
+        while True:
+            done = await self.run_async(uow, payload, job_cls, args)
+            if isinstance(done, Failed):
+                return done
+            if done is not None:
+                self._defer_ack(done)
+            if self.abandoned or self.state.quiet.is_set():
+                return None
+            try:
+                uow = self.batch.popleft()
+            except IndexError:
+                return None
+            self.current = uow
+            try:
+                payload = pl.decode(uow.raw)
+            except MalformedPayload:
+                ready = None
+            else:
+                ready = self.loop_ready(payload)
+            if ready is None:
+                self.batch.appendleft(uow)
+                return None
+            job_cls, args = ready
 
     def _rescue(self) -> None:
         """After a crash: the job that crashed this processor goes to the dead set as

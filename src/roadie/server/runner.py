@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from roadie import payload as pl
@@ -44,6 +45,28 @@ def _log_context(payload: pl.Payload) -> dict[str, Any]:
     return ctx
 
 
+@dataclass(slots=True)
+class Run:
+    """One job between its start and its outcome."""
+
+    uow: UnitOfWork
+    queue: str
+    payload: pl.Payload
+    #: Its log context, when INFO is on (else built only if it fails).
+    ctx: dict[str, Any] | None
+    t0: float
+
+
+@dataclass(slots=True)
+class Failed:
+    """An async job that raised on the event loop; its processor thread writes the
+    outcome (a retry or the dead set, through Redis outages)."""
+
+    run: Run
+    exc: BaseException
+    job_cls: type[Job]
+
+
 class JobRunner:
     """What a processor needs to run a job; ``Processor`` sets every attribute."""
 
@@ -64,70 +87,134 @@ class JobRunner:
     abandoned: bool
 
     # --- one job ---------------------------------------------------------------
-    def process(self, uow: UnitOfWork, *, defer_ack: bool = False) -> UnitOfWork | None:
+    def process(self, uow: UnitOfWork, *, defer_ack: bool = False,
+                payload: pl.Payload | None = None) -> UnitOfWork | None:
         """Run one job and write its outcome.
 
         With ``defer_ack`` a success is not acknowledged here: the job is returned
-        for the caller to acknowledge together with its next fetch.
+        for the caller to acknowledge together with its next fetch. ``payload`` is
+        the job's, when the caller has decoded it already.
         """
         queue = uow.queue_name(self.keys)
         self.state.start_work(self.tid, queue, uow.raw)
         t0 = time.monotonic()
         try:
-            return self._process(uow, queue, defer_ack)
+            return self._process(uow, queue, defer_ack, payload)
         finally:
-            self.job_s += 0.25 * (time.monotonic() - t0 - self.job_s)
+            self._timed(t0)
             self.state.end_work(self.tid)
 
-    def _process(self, uow: UnitOfWork, queue: str, defer_ack: bool) -> UnitOfWork | None:
+    def _timed(self, t0: float) -> None:
+        self.job_s += 0.25 * (time.monotonic() - t0 - self.job_s)
+
+    async def run_async(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
+                        args: list[Any]) -> Failed | UnitOfWork | None:
+        """Run an ``async def perform`` job as a task of the event loop, with no
+        thread hand-off. Returns ``uow`` after a success, for the caller to
+        acknowledge with its next fetch; a failure, its work entry still open, for
+        the processor thread to write (``finish_failed``); None if abandoned.
+
+        Only jobs without server middleware come here: a middleware wraps a
+        synchronous call, so those jobs still run through ``_perform``.
+        """
+        queue = uow.queue_name(self.keys)
+        self.state.start_work(self.tid, queue, uow.raw)
+        run = self._started(uow, queue, payload, tid=self.tid)
         try:
-            payload = pl.decode(uow.raw)
-        except MalformedPayload as exc:
-            log.error("%s; moved to the dead set as it was", exc,
-                      extra={"roadie": {"queue": queue}})
-            self._write_outcome(lambda: self.fetcher.dead(uow, uow.raw))
-            self.state.count(failed=True)
+            await self._new_job(job_cls, payload).perform(*args)
+        except BaseException as exc:  # a cancellation too: see Processor.on_loop
+            return Failed(run, exc, job_cls)
+        finally:
+            self._timed(run.t0)
+        done = self._succeeded(run, defer_ack=True)
+        self.state.end_work(self.tid)
+        return done
+
+    def finish_failed(self, failed: Failed) -> None:
+        try:
+            self._failed(failed.run, failed.exc, failed.job_cls)
+        finally:
+            self.state.end_work(self.tid)
+
+    def loop_ready(self, payload: pl.Payload) -> tuple[type[Job], list[Any]] | None:
+        """The class and arguments of a job to run on the event loop: an ``async
+        def perform``, no server middleware; None for every other job."""
+        if self.hooks.server_middleware:
             return None
-        verbose = log.isEnabledFor(logging.INFO)
-        # The log context is built only when something is logged (INFO, or a failure).
-        ctx = _log_context(payload) if verbose else None
-        if ctx is not None:
-            log.info("start", extra={"roadie": ctx})
-        t0 = time.monotonic()
+        try:
+            job_cls, args = self.resolve(payload)
+        except Exception:  # the usual path reports it
+            return None
+        return (job_cls, args) if job_cls.is_async else None
+
+    def _process(self, uow: UnitOfWork, queue: str, defer_ack: bool,
+                 payload: pl.Payload | None = None) -> UnitOfWork | None:
+        if payload is None:
+            try:
+                payload = pl.decode(uow.raw)
+            except MalformedPayload as exc:
+                log.error("%s; moved to the dead set as it was", exc,
+                          extra={"roadie": {"queue": queue}})
+                self._write_outcome(lambda: self.fetcher.dead(uow, uow.raw))
+                self.state.count(failed=True)
+                return None
+        run = self._started(uow, queue, payload)
         job_cls: type[Job] | None = None
         try:
             job_cls, args = self.resolve(payload)
-            job = job_cls()
-            job.jid = str(payload.get("jid", ""))
-            job.payload = payload
+            job = self._new_job(job_cls, payload)
             self.hooks.run_server(job, payload, queue, lambda: self._perform(job, args))
         except BaseException as exc:
-            if isinstance(exc, Shutdown) and self.abandoned:
-                # The launcher pushed this job back and ended its run: no outcome.
-                log.warning("%s %s interrupted by the shutdown; it was pushed back",
-                            pl.display_class(payload), payload.get("jid"))
-                return None
-            if ctx is None:
-                ctx = _log_context(payload)
-            ctx["elapsed"] = f"{time.monotonic() - t0:.3f}"
-            log.info("fail", extra={"roadie": ctx})
-            # An unknown class is a deployment matter: its traceback would only be noise.
-            trace = None if isinstance(exc, UnknownJobError) else exc
-            log.warning("%s: %s", type(exc).__name__, safe_message(exc), exc_info=trace,
-                        extra={"roadie": ctx})
-            self.hooks.report_error(exc, {"context": "Job raised exception",
-                                          "job": payload, "queue": queue})
-            self.fail(uow, payload, exc, queue, job_cls)
-            self.state.count(failed=True, job_class=_metrics_class(payload))
+            self._failed(run, exc, job_cls)
             return None
-        elapsed = time.monotonic() - t0
+        return self._succeeded(run, defer_ack)
+
+    def _started(self, uow: UnitOfWork, queue: str, payload: pl.Payload,
+                 tid: str | None = None) -> Run:
+        # The log context is built only when something is logged (INFO, or a failure).
+        ctx = _log_context(payload) if log.isEnabledFor(logging.INFO) else None
         if ctx is not None:
-            ctx["elapsed"] = f"{elapsed:.3f}"
-            log.info("done", extra={"roadie": ctx})
-        self.state.count(failed=False, job_class=_metrics_class(payload),
+            if tid is not None:  # logged from the event loop's thread: name the processor
+                ctx["tid"] = tid
+            log.info("start", extra={"roadie": ctx})
+        return Run(uow, queue, payload, ctx, time.monotonic())
+
+    @staticmethod
+    def _new_job(job_cls: type[Job], payload: pl.Payload) -> Job:
+        job = job_cls()
+        job.jid = str(payload.get("jid", ""))
+        job.payload = payload
+        return job
+
+    def _failed(self, run: Run, exc: BaseException, job_cls: type[Job] | None) -> None:
+        payload = run.payload
+        if isinstance(exc, Shutdown) and self.abandoned:
+            # The launcher pushed this job back and ended its run: no outcome.
+            log.warning("%s %s interrupted by the shutdown; it was pushed back",
+                        pl.display_class(payload), payload.get("jid"))
+            return
+        ctx = _log_context(payload) if run.ctx is None else run.ctx
+        ctx["elapsed"] = f"{time.monotonic() - run.t0:.3f}"
+        log.info("fail", extra={"roadie": ctx})
+        # An unknown class is a deployment matter: its traceback would only be noise.
+        trace = None if isinstance(exc, UnknownJobError) else exc
+        log.warning("%s: %s", type(exc).__name__, safe_message(exc), exc_info=trace,
+                    extra={"roadie": ctx})
+        self.hooks.report_error(exc, {"context": "Job raised exception",
+                                      "job": payload, "queue": run.queue})
+        self.fail(run.uow, payload, exc, run.queue, job_cls)
+        self.state.count(failed=True, job_class=_metrics_class(payload))
+
+    def _succeeded(self, run: Run, defer_ack: bool) -> UnitOfWork | None:
+        elapsed = time.monotonic() - run.t0
+        if run.ctx is not None:
+            run.ctx["elapsed"] = f"{elapsed:.3f}"
+            log.info("done", extra={"roadie": run.ctx})
+        self.state.count(failed=False, job_class=_metrics_class(run.payload),
                          ms=int(elapsed * 1000))
         if defer_ack and not self.abandoned:
-            return uow
+            return run.uow
+        uow = run.uow
         self._write_outcome(lambda: self.fetcher.ack(uow))
         return None
 
