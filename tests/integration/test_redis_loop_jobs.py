@@ -8,6 +8,7 @@ import asyncio
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -89,6 +90,32 @@ def test_a_batch_of_async_jobs_is_handed_to_the_loop_once(
     assert ran == [(i, LOOP) for i in range(6)]
     assert runners.handoffs == 1  # one fetch of six, one hand-off for the six
     assert proc.state.take_counts() == (6, 0)
+
+
+def test_the_thread_fetches_the_next_batch_while_the_loop_runs_the_last_job(
+    r: redis.Redis, registry: Registry, runners: CountingRunners,
+    start: Callable[..., Processor],
+) -> None:
+    ran: list[int] = []
+    procs: list[Processor] = []
+
+    class Coro(Job, registry=registry, name="Coro"):
+        async def perform(self, i: int) -> None:
+            ran.append(i)
+            if i == 0:  # after the first fetch: the next batch
+                Coro.perform_bulk([[6], [7], [8]])
+            if i == 5:  # the last of the first batch: wait for the next one to arrive
+                deadline = time.monotonic() + 10
+                while not procs[0].batch and time.monotonic() < deadline:
+                    await asyncio.sleep(0.005)
+
+    Coro.perform_bulk([[i] for i in range(6)])
+    procs.append(start())
+    wait_until(lambda: len(ran) == 9 and r.llen(INFLIGHT) == 0,
+               message="the two batches did not run")
+
+    assert ran == list(range(9))
+    assert runners.handoffs == 1  # the loop went on from one batch to the next
 
 
 def test_a_mixed_batch_runs_every_job_once_where_it_belongs(

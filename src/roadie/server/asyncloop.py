@@ -37,6 +37,58 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+class Pending:
+    """A coroutine started on the loop from another thread, and its outcome."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, coro: Any,
+                 wake: threading.Lock | None) -> None:
+        self.loop = loop
+        self.done = False
+        if wake is None:
+            wake = threading.Lock()
+            wake.acquire()
+        self.wake = wake
+        self._outcome: tuple[bool, Any] = (False, None)
+        self._task: asyncio.Task[tuple[bool, Any]] | None = None
+
+        def finished(task: asyncio.Task[tuple[bool, Any]]) -> None:
+            self._outcome = ((False, asyncio.CancelledError()) if task.cancelled()
+                             else task.result())
+            self.done = True
+            wake_up(wake)
+
+        def start() -> None:
+            self._task = loop.create_task(_guard(coro))
+            self._task.add_done_callback(finished)
+
+        loop.call_soon_threadsafe(start)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for ``wake`` to be released (the coroutine ended,
+        or it woke this thread on purpose: see ``done``); False if it timed out."""
+        return self.wake.acquire(timeout=timeout)
+
+    def result(self) -> Any:
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        def cancel() -> None:
+            if self._task is not None:  # start() ran first: the loop keeps their order
+                self._task.cancel()
+
+        self.loop.call_soon_threadsafe(cancel)
+
+
+def wake_up(lock: threading.Lock) -> None:
+    """Release ``lock`` unless it is released already (only the loop's thread calls
+    this, so two calls never race)."""
+    if lock.locked():
+        lock.release()
+
+
 class AsyncRunner:
     """One event loop thread on which every ``async def perform`` runs."""
 
@@ -56,36 +108,20 @@ class AsyncRunner:
         stop) cancels the coroutine, so a job pushed back to its queue does not
         finish here too.
         """
-        done = threading.Lock()
-        done.acquire()
-        outcome: list[tuple[bool, Any]] = []
-        tasks: list[asyncio.Task[tuple[bool, Any]]] = []
-
-        def finished(task: asyncio.Task[tuple[bool, Any]]) -> None:
-            outcome.append((False, asyncio.CancelledError()) if task.cancelled()
-                           else task.result())
-            done.release()
-
-        def start() -> None:
-            task = self.loop.create_task(_guard(coro))
-            task.add_done_callback(finished)
-            tasks.append(task)
-
-        self.loop.call_soon_threadsafe(start)
+        pending = self.start(coro)
         try:
-            while not done.acquire(timeout=WAIT_SLICE_S):
+            while not pending.wait(WAIT_SLICE_S):
                 pass
         except BaseException:
-            def cancel() -> None:
-                for task in tasks:  # start() ran first: the loop keeps their order
-                    task.cancel()
-
-            self.loop.call_soon_threadsafe(cancel)
+            pending.cancel()
             raise
-        ok, value = outcome[0]
-        if not ok:
-            raise value
-        return value
+        return pending.result()
+
+    def start(self, coro: Any, wake: threading.Lock | None = None) -> Pending:
+        """Start ``coro`` on the loop and return at once. ``wake`` (a held lock) is
+        released when it ends, and may be released by the coroutine too (see
+        ``Pending.wait``)."""
+        return Pending(self.loop, coro, wake)
 
     def stop(self) -> None:
         """Cancel the coroutines still running, then stop the loop (after the loop's

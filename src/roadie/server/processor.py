@@ -19,7 +19,7 @@ from roadie.keys import Keys
 from roadie.log import tid as make_tid
 from roadie.middleware import Hooks
 from roadie.registry import Registry
-from roadie.server.asyncloop import AsyncRunner
+from roadie.server.asyncloop import WAIT_SLICE_S, AsyncRunner, wake_up
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.outage import TRANSIENT, Backoff, Outage
 from roadie.server.runner import Failed, JobRunner
@@ -112,6 +112,9 @@ class Processor(JobRunner):
         #: The last fetch took fewer jobs than it asked for: the queues are running
         #: dry, so jobs waiting in siblings' batches go first (no round trip).
         self._draining = False
+        #: Released by the loop when it starts the last job of this processor's
+        #: batch: the thread then fetches the next one (``_on_loop``).
+        self._wake = threading.Lock()
 
     def start(self) -> None:
         self.thread.start()
@@ -177,18 +180,46 @@ class Processor(JobRunner):
 
     def _on_loop(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
                  args: list[Any]) -> None:
+        """Hand ``uow`` and the async jobs after it to the loop (``_stretch``). While
+        they run, this thread fetches the next batch when the loop takes the last job
+        of this one, so that the loop goes on without waiting for a round trip."""
+        self._wake = wake = threading.Lock()
+        wake.acquire()
+        pending = self.async_runner().start(self._stretch(uow, payload, job_cls, args), wake)
         try:
-            failed = self.async_runner().run(self._stretch(uow, payload, job_cls, args))
+            while True:
+                if not pending.wait(WAIT_SLICE_S):
+                    continue
+                if pending.done:
+                    break
+                self._prefetch()
         except Shutdown:
-            # A hard stop pushed the running job back and cancelled its task.
+            # A hard stop pushed the running job back: its task is cancelled.
+            pending.cancel()
             if not self.abandoned:
                 raise
             current = self.current
             log.warning("an async job was interrupted by the shutdown; it was pushed back: "
                         "%r", b"" if current is None else current.raw[:120])
             return
+        except BaseException:
+            pending.cancel()
+            raise
+        failed: Failed | None = pending.result()
         if failed is not None:
             self.finish_failed(failed)
+
+    def _prefetch(self) -> None:
+        """Fetch the next batch while the loop runs the last job of this one."""
+        if self.batch or self.abandoned or self.state.quiet.is_set():
+            return
+        try:
+            got = self._fetch()
+        except TRANSIENT as exc:
+            self.outage.failed(exc, "fetch")  # the loop goes on; the next fetch retries
+            return
+        self.outage.ok()
+        self.batch.extend(got)
 
     async def _stretch(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
                        args: list[Any]) -> Failed | None:
@@ -197,6 +228,8 @@ class Processor(JobRunner):
         (it goes back to the batch, for the thread), the batch is empty (the thread
         fetches more) or the process quiets."""
         while True:
+            if not self.batch:
+                wake_up(self._wake)  # the thread fetches more meanwhile
             done = await self.run_async(uow, payload, job_cls, args)
             if isinstance(done, Failed):
                 return done
@@ -289,6 +322,28 @@ class Processor(JobRunner):
             stolen = self._steal()
             if stolen is not None:
                 return stolen
+        got = self._fetch()
+        if got:
+            self.batch.extend(got[1:])
+            return got[0]
+        stolen = self._steal()
+        if stolen is not None:
+            return stolen
+        key = self._block_keys[self._turn % len(self._block_keys)]
+        if key in self.state.paused:
+            # Never block on a paused queue: wait as long as a blocking fetch would.
+            self.state.quiet.wait(self._block_timeout)
+            if self._rotate:
+                self._turn += 1
+            return None
+        uow = self.fetcher.fetch_blocking(key, self._block_timeout)
+        if uow is None and self._rotate:
+            self._turn += 1
+        return uow
+
+    def _fetch(self) -> list[UnitOfWork]:
+        """Up to ``batch_size()`` jobs, without blocking; this processor's pending
+        acknowledgements ride on the same round trip."""
         paused = self.state.paused
         acks = self.take_acks()
         try:
@@ -300,23 +355,7 @@ class Processor(JobRunner):
             self.restore_acks(acks)
             raise
         self._draining = len(got) < want
-        if got:
-            self.batch.extend(got[1:])
-            return got[0]
-        stolen = self._steal()
-        if stolen is not None:
-            return stolen
-        key = self._block_keys[self._turn % len(self._block_keys)]
-        if key in paused:
-            # Never block on a paused queue: wait as long as a blocking fetch would.
-            self.state.quiet.wait(self._block_timeout)
-            if self._rotate:
-                self._turn += 1
-            return None
-        uow = self.fetcher.fetch_blocking(key, self._block_timeout)
-        if uow is None and self._rotate:
-            self._turn += 1
-        return uow
+        return got
 
     def _steal(self) -> UnitOfWork | None:
         """The oldest unstarted job of the next sibling that holds one, if any.
