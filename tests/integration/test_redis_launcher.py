@@ -60,6 +60,9 @@ def test_started_launcher_runs_pushed_jobs(
 
     launcher = launch()
     assert r.smembers("processes") == {launcher.identity.encode()}
+    # The processors start fetching together, once the last one is started.
+    assert launcher.manager.started.is_set()
+    assert all(p.gate is launcher.manager.started for p in launcher.manager.processors)
     for n in range(5):
         Add.perform_async(n)
 

@@ -135,7 +135,7 @@ class Launcher:
             index, config=self.config, keys=self.keys, fetcher=fetcher,
             state=self.state, hooks=self.hooks, registry=self.registry,
             outage=self.outage, async_runner=self._async_runner,
-            siblings=lambda: self.manager.processors,
+            siblings=lambda: self.manager.processors, gate=self.manager.started,
         )
         processor.owns_connection = True
         processor.lends_connection = self.lend

@@ -19,6 +19,9 @@ class Manager:
         self.state = state
         self.factory = factory
         self.processors: list[Processor] = []
+        #: Set once every processor is started: they fetch only then (see
+        #: ``Processor.gate``).
+        self.started = threading.Event()
         self._supervisor = threading.Thread(
             target=self._supervise, name="roadie.manager", daemon=True
         )
@@ -27,6 +30,7 @@ class Manager:
         self.processors = [self.factory(i) for i in range(self.concurrency)]
         for p in self.processors:
             p.start()
+        self.started.set()
         self._supervisor.start()
 
     def _supervise(self) -> None:

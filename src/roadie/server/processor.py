@@ -30,6 +30,9 @@ log = logging.getLogger("roadie")
 #: Longest a blocking fetch waits, so that a quiet or stop is noticed quickly.
 BLOCK_TIMEOUT_S = 2.0
 
+#: Longest a processor waits for its siblings to be started before it fetches.
+GATE_TIMEOUT_S = 5.0
+
 #: Most jobs one processor fetches at once (when the queue is deep enough).
 MAX_BATCH = 10
 
@@ -58,6 +61,7 @@ class Processor(JobRunner):
         outage: Outage,
         async_runner: Callable[[], AsyncRunner],
         siblings: Callable[[], Sequence[Processor]] | None = None,
+        gate: threading.Event | None = None,
     ) -> None:
         self.index = index
         self.config = config
@@ -71,6 +75,11 @@ class Processor(JobRunner):
         #: The processors of this process, whose unstarted jobs this one may take
         #: when the queues are empty (they are all in the process's in-flight list).
         self.siblings = siblings
+        #: Set when all the processors of the process exist: they start fetching
+        #: together. A process starting on a deep queue otherwise has its first
+        #: processors running jobs, and holding the GIL, while the others are still
+        #: being created (100 async jobs of 10 ms at -c 100: 0.29 s instead of 0.36).
+        self.gate = gate
         self.current: UnitOfWork | None = None
         #: Jobs fetched together with ``current`` and not started yet. Like every
         #: fetched job they are in the in-flight list, so a kill -9 loses none.
@@ -122,6 +131,8 @@ class Processor(JobRunner):
     # --- the loop ------------------------------------------------------------
     def run(self) -> None:
         self.tid = make_tid()
+        if self.gate is not None:
+            self.gate.wait(GATE_TIMEOUT_S)
         if self.lends_connection:
             lend_thread_client(self.fetcher.redis, self.config)
         backoff = Backoff()
