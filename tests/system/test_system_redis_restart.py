@@ -74,10 +74,16 @@ def test_processing_resumes_by_itself_after_a_redis_restart(
 
     p.send(signal.SIGTERM)
     assert p.wait_exit(15) == 0
+    # One line when Redis goes away and one when it is back, not one per thread or
+    # per retry. While Redis shuts down it may still answer a connection it had for a
+    # moment after refusing new ones: that shows as one short flap ("back after 0.0
+    # s", then unreachable again), so at most two outages, each one closed.
     out = p.output()
-    assert out.count("is unreachable") == 1, out
-    assert out.count("is back after") == 1, out
-    assert out.index("is unreachable") < out.index("is back after")
+    events = [line for line in out.splitlines()
+              if "is unreachable" in line or "is back after" in line]
+    assert 1 <= len(events) // 2 <= 2 and len(events) % 2 == 0, out
+    assert all("is unreachable" in e for e in events[0::2]), out
+    assert all("is back after" in e for e in events[1::2]), out
     # Counted once per run; a job's own write (HINCRBY) retried across the restart can
     # count twice in sys:runs, so the exact account is the set of jids above.
     assert int(r.get("stat:processed") or 0) >= JOBS
