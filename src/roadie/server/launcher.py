@@ -28,6 +28,7 @@ from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.registry import Registry, default_registry
 from roadie.server.asyncloop import AsyncRunner
+from roadie.server.dedicated import DedicatedRedis
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.heartbeat import Heartbeat
 from roadie.server.janitor import Janitor
@@ -127,9 +128,7 @@ class Launcher:
 
     def _processor(self, index: int) -> Processor:
         # Its own connection, held for life: cheaper per command than the pool.
-        client = redis_lib.Redis(
-            connection_pool=self.redis.connection_pool, single_connection_client=True
-        )
+        client = DedicatedRedis(self.redis.connection_pool)
         fetcher = Fetcher(client, self.config, self.keys, self.state.identity)
         processor = Processor(
             index, config=self.config, keys=self.keys, fetcher=fetcher,

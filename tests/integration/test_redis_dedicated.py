@@ -1,0 +1,73 @@
+"""A processor's own connection (``DedicatedRedis``): redis-py's results and errors,
+with a shorter path per command."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from roadie.config import Config
+from roadie.connection import connect
+from roadie.errors import UnknownJobError
+from roadie.middleware import Hooks
+from roadie.registry import Registry
+from roadie.server.dedicated import DedicatedRedis
+from roadie.server.launcher import Launcher
+
+
+@pytest.fixture
+def dedicated(config: Config) -> Iterator[DedicatedRedis]:
+    client = DedicatedRedis(connect(config).connection_pool)
+    yield client
+    client.close()
+
+
+def test_results_and_errors_are_redis_pys(r: redis.Redis, dedicated: DedicatedRedis) -> None:
+    assert dedicated.hincrby("h", "a", 2) == 2  # a response callback: an int
+    assert dedicated.hgetall("h") == {b"a": b"2"}
+    assert dedicated.set("k", "v", nx=True) is True
+    assert dedicated.set("k", "v", nx=True) is None
+    sha = dedicated.script_load("return {KEYS[1], ARGV[1]}")
+    assert dedicated.evalsha(sha, 1, "x", "y") == [b"x", b"y"]
+    with pytest.raises(redis.exceptions.NoScriptError):
+        dedicated.evalsha("0" * 40, 0)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        dedicated.lpush("h", "x")
+    assert dedicated.get("k") == b"v"  # the connection is still in step after errors
+    with dedicated.pipeline() as pipe:  # pipelines take their own pool connection
+        assert pipe.incr("n").incr("n").execute() == [1, 2]
+
+
+def test_a_broken_connection_is_replaced_once_without_an_error(
+    r: redis.Redis, dedicated: DedicatedRedis
+) -> None:
+    first = dedicated.client_id()
+    assert r.client_kill_filter(_id=first) == 1
+    assert dedicated.incr("n") == 1  # sent on a new connection, once
+    assert dedicated.client_id() != first
+    assert r.get("n") == b"1"
+
+
+def test_an_unreachable_redis_raises_a_connection_error() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = Config(redis_url=f"redis://127.0.0.1:{port}/0", redis_url_configured=True,
+                    connect_timeout_s=0.5)
+    with pytest.raises(redis.ConnectionError):  # redis-py 8 connects when created
+        DedicatedRedis(connect(config).connection_pool).ping()
+
+
+def test_processors_get_a_dedicated_connection(config: Config) -> None:
+    launcher = Launcher(config, hooks=Hooks(), registry=Registry())
+    processor = launcher._processor(0)
+    try:
+        assert isinstance(processor.fetcher.redis, DedicatedRedis)
+        assert processor.owns_connection
+        with pytest.raises(UnknownJobError):
+            processor.registry.get("nothing")  # wired with the launcher's registry
+    finally:
+        processor.fetcher.redis.close()
