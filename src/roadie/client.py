@@ -18,6 +18,7 @@ from redis.retry import Retry
 from roadie import payload as pl
 from roadie.config import Config
 from roadie.connection import Redis, connect, redact
+from roadie.dedicated import DedicatedRedis
 from roadie.errors import ConfigError, PushError
 from roadie.keys import Keys
 from roadie.middleware import Hooks
@@ -255,13 +256,14 @@ def redis_client() -> Redis:
     a pooled redis-py client costs about 1.5 times as much CPU per command). In a
     ``roadie run`` processor it is the processor's own connection, idle while the job
     runs. Raw bytes, like every roadie client. Not for pub/sub or commands that change
-    the connection's state (SELECT, CLIENT SETNAME, a MULTI left open...).
+    the connection's state (SELECT, CLIENT SETNAME, a MULTI left open...). Its commands
+    take the short path of ``roadie.dedicated.DedicatedRedis``.
     """
     client = get_client()
     mine = _thread_local.__dict__
     redis = mine.get("redis")
     if redis is None or mine.get("owner") is not client:
-        redis = connect(client.config, single_connection_client=True)
+        redis = DedicatedRedis(connect(client.config).connection_pool)
         mine["redis"], mine["owner"] = redis, client
     return redis
 

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+import roadie
+from roadie.client import Client
 from roadie.config import Config
 from roadie.connection import connect
+from roadie.dedicated import DedicatedRedis
 from roadie.errors import UnknownJobError
 from roadie.middleware import Hooks
 from roadie.registry import Registry
-from roadie.server.dedicated import DedicatedRedis
 from roadie.server.launcher import Launcher
 
 
@@ -71,3 +73,10 @@ def test_processors_get_a_dedicated_connection(config: Config) -> None:
             processor.registry.get("nothing")  # wired with the launcher's registry
     finally:
         processor.fetcher.redis.close()
+
+
+def test_jobs_redis_client_takes_the_short_path(r: redis.Redis, client: Client) -> None:
+    mine = roadie.redis_client()  # a thread that is not a processor: its own connection
+    assert isinstance(mine, DedicatedRedis)
+    assert mine.hincrby("h", "a", 1) == 1
+    assert r.hget("h", "a") == b"1"

@@ -22,13 +22,13 @@ import redis as redis_lib
 from roadie.config import Config
 from roadie.connection import MIN_REDIS_VERSION, Redis, connect, redact, resolve_url, server_version
 from roadie.cron import Schedules, default_schedules
+from roadie.dedicated import DedicatedRedis
 from roadie.errors import RedisUnavailable, Shutdown
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.registry import Registry, default_registry
 from roadie.server.asyncloop import AsyncRunner
-from roadie.server.dedicated import DedicatedRedis
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.heartbeat import Heartbeat
 from roadie.server.janitor import Janitor
