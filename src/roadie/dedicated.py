@@ -32,22 +32,27 @@ class DedicatedRedis(redis.Redis):
             threading.RLock())
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        # redis-py's methods are untyped: go through Any.
-        conn: Any = self.connection
-        me: Any = self
+        conn: Any = self.connection  # redis-py's methods are untyped: go through Any
         name = args[0] if args else ""
         if conn is None or (isinstance(name, str) and name.upper().startswith("HIMPORT")):
             parent: Any = super()
             return parent.execute_command(*args, **options)
         with self._command_lock:
             try:
-                conn.send_command(*args, **options)
-                return me.parse_response(conn, name, **options)
+                return self._round_trip(conn, name, args, options)
             except redis.ConnectionError:
-                conn.disconnect()  # then once more, on a new connection
+                conn.disconnect()  # a broken connection: once more, on a new one
+            except redis.TimeoutError:
+                conn.disconnect()
+                raise  # the command may have run: no retry
             try:
-                conn.send_command(*args, **options)
-                return me.parse_response(conn, name, **options)
+                return self._round_trip(conn, name, args, options)
             except (redis.ConnectionError, redis.TimeoutError):
                 conn.disconnect()
                 raise
+
+    def _round_trip(self, conn: Any, name: Any, args: tuple[Any, ...],
+                    options: dict[str, Any]) -> Any:
+        me: Any = self
+        conn.send_command(*args, **options)
+        return me.parse_response(conn, name, **options)

@@ -171,17 +171,23 @@ class Processor(JobRunner):
         for them all); any other job here, in this thread."""
         payload: pl.Payload | None = None
         if self.registry.has_async:
-            try:
-                payload = pl.decode(uow.raw)
-            except MalformedPayload:
-                payload = None  # process() reports it
-            else:
-                ready = self.loop_ready(payload)
-                if ready is not None:
-                    self._on_loop(uow, payload, *ready)
-                    return
+            payload, ready = self._for_loop(uow)
+            if payload is not None and ready is not None:
+                self._on_loop(uow, payload, *ready)
+                return
         if self.process(uow, defer_ack=True, payload=payload) is not None:
             self._defer_ack(uow)
+
+    def _for_loop(
+        self, uow: UnitOfWork
+    ) -> tuple[pl.Payload | None, tuple[type[Job], list[Any]] | None]:
+        """The job's payload (None if malformed: ``process`` reports it), and its
+        class and arguments if it is to run on the event loop (``loop_ready``)."""
+        try:
+            payload = pl.decode(uow.raw)
+        except MalformedPayload:
+            return None, None
+        return payload, self.loop_ready(payload)
 
     def _defer_ack(self, uow: UnitOfWork) -> None:
         with self._acks_lock:
@@ -253,16 +259,11 @@ class Processor(JobRunner):
             except IndexError:
                 return None
             self.current = uow
-            try:
-                payload = pl.decode(uow.raw)
-            except MalformedPayload:
-                ready = None
-            else:
-                ready = self.loop_ready(payload)
-            if ready is None:
-                self.batch.appendleft(uow)
+            decoded, ready = self._for_loop(uow)
+            if decoded is None or ready is None:
+                self.batch.appendleft(uow)  # the thread runs it
                 return None
-            job_cls, args = ready
+            payload, (job_cls, args) = decoded, ready
 
     def _rescue(self) -> None:
         """After a crash: the job that crashed this processor goes to the dead set as

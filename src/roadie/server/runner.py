@@ -122,7 +122,7 @@ class JobRunner:
         run = self._started(uow, queue, payload, tid=self.tid)
         try:
             await self._new_job(job_cls, payload).perform(*args)
-        except BaseException as exc:  # a cancellation too: see Processor.on_loop
+        except BaseException as exc:  # a cancellation too: see Processor._on_loop
             return Failed(run, exc, job_cls)
         finally:
             self._timed(run.t0)
