@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -111,3 +112,26 @@ def make_processor(
         outage=Outage("redis://test"),
         async_runner=async_runner or AsyncRunners(),
     )
+
+
+@contextmanager
+def started_processors(
+    r: redis.Redis, config: Config, registry: Registry, runners: Callable[[], AsyncRunner]
+) -> Iterator[Callable[..., Processor]]:
+    """A function that starts a processor thread (concurrency 1 unless told, optional
+    hooks); every processor it started is quieted and joined at the end."""
+    started: list[Processor] = []
+
+    def make(hooks: Hooks | None = None, **changes: Any) -> Processor:
+        proc = make_processor(r, config.replace(**{"concurrency": 1, **changes}), registry,
+                              hooks=hooks, async_runner=runners)
+        started.append(proc)
+        proc.start()
+        return proc
+
+    try:
+        yield make
+    finally:
+        for proc in started:
+            proc.state.quiet.set()
+            proc.thread.join(10)

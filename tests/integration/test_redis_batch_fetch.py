@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 import redis
 from helpers import wait_until
-from integration_support import IDENTITY, AsyncRunners, loads, make_processor
+from integration_support import (
+    IDENTITY,
+    AsyncRunners,
+    loads,
+    make_processor,
+    started_processors,
+)
 
 import roadie
 import roadie.client
@@ -35,20 +41,9 @@ pytestmark = pytest.mark.usefixtures("client")
 @pytest.fixture
 def start(r: redis.Redis, config: Config, registry: Registry) -> Iterator[Callable[..., Processor]]:
     """Start one processor thread (concurrency 1 unless told): stopped by quiet."""
-    started: list[Processor] = []
     runners = AsyncRunners()
-
-    def make(**changes: Any) -> Processor:
-        proc = make_processor(r, config.replace(**{"concurrency": 1, **changes}), registry,
-                              async_runner=runners)
-        started.append(proc)
-        proc.start()
-        return proc
-
-    yield make
-    for proc in started:
-        proc.state.quiet.set()
-        proc.thread.join(10)
+    with started_processors(r, config, registry, runners) as make:
+        yield make
     runners.stop()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 from helpers import wait_until
-from integration_support import IDENTITY, AsyncRunners, loads, make_processor
+from integration_support import IDENTITY, AsyncRunners, loads, started_processors
 
 from roadie.config import Config
 from roadie.job import Job
@@ -56,19 +56,8 @@ def start(
     r: redis.Redis, config: Config, registry: Registry, runners: CountingRunners
 ) -> Iterator[Callable[..., Processor]]:
     """Start one processor thread (concurrency 1), stopped by quiet at teardown."""
-    started: list[Processor] = []
-
-    def make(hooks: Hooks | None = None) -> Processor:
-        proc = make_processor(r, config.replace(concurrency=1), registry, hooks=hooks,
-                              async_runner=runners)
-        started.append(proc)
-        proc.start()
-        return proc
-
-    yield make
-    for proc in started:
-        proc.state.quiet.set()
-        proc.thread.join(10)
+    with started_processors(r, config, registry, runners) as make:
+        yield make
 
 
 def test_a_batch_of_async_jobs_is_handed_to_the_loop_once(
