@@ -27,9 +27,9 @@ from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.scripts import Scripts
-from roadie.server.fetch import UnitOfWork
+from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.launcher import Launcher
-from roadie.server.processor import ACK_DELAY_S, HOLD_S, Processor
+from roadie.server.processor import ACK_DELAY_S, HOLD_S, Processor, deal
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
@@ -95,6 +95,48 @@ def test_flush_acks_writes_every_processors_acknowledgements_at_once(
     # One round trip (the fetch script taking nothing) for all three processors.
     assert r.info("commandstats")["cmdstat_evalsha"]["calls"] == commands + 1
     for p in launcher.manager.processors:
+        p.fetcher.redis.close()
+
+
+@pytest.mark.parametrize(("length", "dealt"), [
+    (10, [[0, 4, 8], [1, 5, 9], [2, 6], [3, 7]]),  # a short queue: all of it, in turn
+    (50, [list(range(k, 40, 4)) for k in range(4)]),  # a deep one: a full batch each
+])
+def test_deal_gives_starting_processors_their_first_jobs_in_one_fetch(
+    r: redis.Redis, config: Config, registry: Registry, length: int, dealt: list[list[int]]
+) -> None:
+    launcher = Launcher(config.replace(concurrency=4), hooks=Hooks(), registry=registry)
+    procs = [launcher._processor(i) for i in range(4)]
+    r.lpush("queue:default", *[f"j{i}".encode() for i in range(length)])
+    launcher.fetcher.ack_many([b"none", b"such"])  # loads the script
+    calls = r.info("commandstats")["cmdstat_evalsha"]["calls"]
+
+    taken = deal(launcher.fetcher, procs, launcher.state)
+
+    assert taken == sum(map(len, dealt)) == r.llen(f"roadie:inflight:{launcher.identity}")
+    assert r.llen("queue:default") == length - taken
+    assert [[u.raw.decode() for u in p.batch] for p in procs] == [
+        [f"j{i}" for i in want] for want in dealt]
+    assert r.info("commandstats")["cmdstat_evalsha"]["calls"] == calls + 1
+    for p in procs:
+        p.fetcher.redis.close()
+
+
+def test_deal_takes_nothing_after_quiet_or_without_redis(
+    r: redis.Redis, config: Config, registry: Registry
+) -> None:
+    launcher = Launcher(config.replace(concurrency=2), hooks=Hooks(), registry=registry)
+    procs = [launcher._processor(i) for i in range(2)]
+    r.lpush("queue:default", b"j0", b"j1")
+    launcher.state.quiet.set()
+    assert deal(launcher.fetcher, procs, launcher.state) == 0
+    launcher.state.quiet.clear()
+    # A Redis that does not answer: the processors will fetch (and report) themselves.
+    down = Fetcher(redis.Redis(port=1, socket_connect_timeout=0.5), config, launcher.keys,
+                   launcher.identity)
+    assert deal(down, procs, launcher.state) == 0
+    assert all(not p.batch for p in procs) and r.llen("queue:default") == 2
+    for p in procs:
         p.fetcher.redis.close()
 
 

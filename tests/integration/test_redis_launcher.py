@@ -63,6 +63,7 @@ def test_started_launcher_runs_pushed_jobs(
     # The processors start fetching together, once the last one is started.
     assert launcher.manager.started.is_set()
     assert all(p.gate is launcher.manager.started for p in launcher.manager.processors)
+    assert launcher.manager.deal is not None  # their first jobs come with one fetch
     for n in range(5):
         Add.perform_async(n)
 

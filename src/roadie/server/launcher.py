@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from functools import partial
 from types import FrameType
 
 import redis as redis_lib
@@ -36,7 +37,7 @@ from roadie.server.manager import Manager
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
-from roadie.server.processor import ACK_DELAY_S, Processor
+from roadie.server.processor import ACK_DELAY_S, Processor, deal
 from roadie.server.state import State
 
 log = logging.getLogger("roadie")
@@ -102,7 +103,8 @@ class Launcher:
             self.redis, config, self.keys, self.state.identity, self.outage,
             self.background_stop, hooks=self.hooks, held=self._held,
         )
-        self.manager = Manager(config.concurrency, self.state, self._processor)
+        self.manager = Manager(config.concurrency, self.state, self._processor,
+                               deal=partial(deal, self.fetcher, state=self.state))
         self._os_signals: deque[str] = deque()
         self.quiet_requested = threading.Event()
         self.stop_requested = threading.Event()

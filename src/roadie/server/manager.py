@@ -14,10 +14,14 @@ log = logging.getLogger("roadie")
 
 
 class Manager:
-    def __init__(self, concurrency: int, state: State, factory: Callable[[int], Processor]) -> None:
+    def __init__(self, concurrency: int, state: State, factory: Callable[[int], Processor],
+                 deal: Callable[[list[Processor]], object] | None = None) -> None:
         self.concurrency = concurrency
         self.state = state
         self.factory = factory
+        #: Called with the started processors before they may fetch: gives them
+        #: their first jobs with one round trip (``processor.deal``).
+        self.deal = deal
         self.processors: list[Processor] = []
         #: Set once every processor is started: they fetch only then (see
         #: ``Processor.gate``).
@@ -30,6 +34,8 @@ class Manager:
         self.processors = [self.factory(i) for i in range(self.concurrency)]
         for p in self.processors:
             p.start()
+        if self.deal is not None:
+            self.deal(self.processors)
         self.started.set()
         self._supervisor.start()
 
