@@ -14,7 +14,7 @@ from typing import Any, cast
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from roadie.connection import Redis
+from roadie.connection import AsyncRedis, Redis
 
 
 @cache
@@ -58,6 +58,28 @@ class Scripts:
                              count, share, *acks)
         except NoScriptError:
             flat = self._run(self._fetch, [inflight, *queue_keys], [count, share, *acks], c)
+        return self._pairs(queue_keys, flat)
+
+    async def fetch_async(
+        self,
+        client: AsyncRedis,
+        inflight: str,
+        queue_keys: Sequence[str],
+        count: int = 1,
+        acks: Sequence[bytes] = (),
+        share: int = 0,
+    ) -> list[tuple[str, bytes]]:
+        """``fetch`` through a ``redis.asyncio`` client (the event loop's own)."""
+        argv = (1 + len(queue_keys), inflight, *queue_keys, count, share, *acks)
+        try:
+            flat = await client.evalsha(self._fetch.sha, *argv)
+        except NoScriptError:  # a restarted Redis: load it, once
+            await client.script_load(source("fetch"))
+            flat = await client.evalsha(self._fetch.sha, *argv)
+        return self._pairs(queue_keys, flat)
+
+    @staticmethod
+    def _pairs(queue_keys: Sequence[str], flat: Any) -> list[tuple[str, bytes]]:
         return [
             (queue_keys[int(flat[i]) - 2], cast(bytes, flat[i + 1]))
             for i in range(0, len(flat), 2)

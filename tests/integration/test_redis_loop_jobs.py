@@ -10,19 +10,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 import redis
 from helpers import wait_until
-from integration_support import IDENTITY, AsyncRunners, loads, started_processors
+from integration_support import (
+    IDENTITY,
+    AsyncRunners,
+    loads,
+    make_processor,
+    started_processors,
+)
 
 from roadie.config import Config
+from roadie.connection import connect_async
 from roadie.job import Job
 from roadie.log import PlainFormatter
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.asyncloop import AsyncRunner
+from roadie.server.loopfetch import LoopFetcher
 from roadie.server.processor import Processor
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
@@ -105,6 +114,91 @@ def test_the_thread_fetches_the_next_batch_while_the_loop_runs_the_last_job(
 
     assert ran == list(range(9))
     assert runners.handoffs == 1  # the loop went on from one batch to the next
+
+
+@pytest.fixture
+def loop_runner(config: Config) -> Iterator[AsyncRunner]:
+    """An event loop thread with a Redis client of its own, as the launcher makes it."""
+    runner = AsyncRunner(connect=partial(connect_async, config))
+    yield runner
+    runner.stop()
+    runner.thread.join(5)
+
+
+def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
+    r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
+) -> None:
+    ran: list[int] = []
+    proc = make_processor(r, config.replace(concurrency=1), registry,
+                          async_runner=lambda: loop_runner)
+    proc.loop_fetch = LoopFetcher(proc.fetcher, loop_runner, proc.state, proc.outage, 1)
+    thread_fetches: list[int] = []
+    proc._prefetch = lambda: thread_fetches.append(1)  # type: ignore[method-assign]
+
+    class Coro(Job, registry=registry, name="Coro"):
+        async def perform(self, i: int) -> None:
+            ran.append(i)
+            if i == 0:  # after the first fetch: the next batch
+                Coro.perform_bulk([[6], [7], [8]])
+
+    Coro.perform_bulk([[i] for i in range(6)])
+    proc.start()
+    try:
+        wait_until(lambda: len(ran) == 9 and r.llen(INFLIGHT) == 0,
+                   message="the two batches did not run")
+    finally:
+        proc.state.quiet.set()
+        proc.thread.join(10)
+
+    assert ran == list(range(9))
+    # The loop went from one batch to the next with its own round trip (a second
+    # one found the queue empty); the processor's thread never fetched meanwhile.
+    assert proc.loop_fetch.fetches >= 1 and thread_fetches == []
+    assert proc.state.take_counts() == (9, 0)
+
+
+def test_processors_running_out_together_share_one_round_trip(
+    r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
+) -> None:
+    conf = config.replace(concurrency=2)
+    a, b = (make_processor(r, conf, registry) for _ in range(2))
+    fetcher = LoopFetcher(a.fetcher, loop_runner, a.state, a.outage, 2)
+    r.lpush("queue:default", *[f"j{i}".encode() for i in range(10)])
+    r.lpush(INFLIGHT, b"done-a", b"done-b")
+    a.restore_acks([b"done-a"])
+    b.restore_acks([b"done-b"])
+
+    async def both() -> list[bool]:
+        return list(await asyncio.gather(fetcher.refill(a, 3), fetcher.refill(b, 3)))
+
+    assert loop_runner.run(both()) == [True, True]
+
+    assert fetcher.fetches == 1
+    assert [u.raw for u in a.batch] == [b"j0", b"j2", b"j4"]
+    assert [u.raw for u in b.batch] == [b"j1", b"j3", b"j5"]
+    # Both processors' acknowledgements rode on that round trip.
+    assert a.acks == [] and b.acks == []
+    assert sorted(r.lrange(INFLIGHT, 0, -1)) == [f"j{i}".encode() for i in range(6)]
+    assert r.llen("queue:default") == 4
+
+
+def test_a_failed_loop_fetch_keeps_the_acks_and_lets_the_thread_fetch(
+    r: redis.Redis, config: Config, registry: Registry,
+) -> None:
+    down = AsyncRunner(connect=partial(connect_async, config.replace(
+        redis_url="redis://127.0.0.1:1/0", connect_timeout_s=0.5)))
+    try:
+        proc = make_processor(r, config, registry)
+        fetcher = LoopFetcher(proc.fetcher, down, proc.state, proc.outage, 1)
+        proc.restore_acks([b"done"])
+
+        assert down.run(fetcher.refill(proc, 5)) is False
+
+        assert proc.acks == [b"done"] and not proc.batch and fetcher.fetches == 0
+        assert proc.outage.down  # reported, as a thread's failed fetch is
+    finally:
+        down.stop()
+        down.thread.join(5)
 
 
 def test_a_mixed_batch_runs_every_job_once_where_it_belongs(

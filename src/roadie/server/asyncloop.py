@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+log = logging.getLogger("roadie")
 
 #: How often a thread waiting for its coroutine looks up (seconds): an exception the
 #: launcher raises in it (``Shutdown``, a hard stop) is delivered within this time.
@@ -92,8 +96,12 @@ def wake_up(lock: threading.Lock) -> None:
 class AsyncRunner:
     """One event loop thread on which every ``async def perform`` runs."""
 
-    def __init__(self, kind: str = "auto") -> None:
+    def __init__(self, kind: str = "auto",
+                 connect: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
         self.loop = new_event_loop(kind)
+        #: Makes the loop's own ``redis.asyncio`` client (``client``), if given.
+        self._connect = connect
+        self._client: asyncio.Task[Any] | None = None
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="roadie.asyncio", daemon=True
         )
@@ -123,13 +131,58 @@ class AsyncRunner:
         ``Pending.wait``)."""
         return Pending(self.loop, coro, wake)
 
+    async def client(self) -> Any:
+        """The loop's own Redis client (``redis.asyncio``), made on first use, with
+        which processors fetch while their async jobs run (no thread wakes up for
+        it); None when this runner has none or it could not be made."""
+        if self._connect is None:
+            return None
+        if self._client is None:
+            self._client = self.loop.create_task(self._connect())
+        try:
+            return await asyncio.shield(self._client)
+        except Exception:
+            log.warning("the event loop's Redis client could not be made; processors "
+                        "fetch from their threads", exc_info=True)
+            self._connect = None
+            return None
+
+    def warm(self, timeout: float = 5.0) -> None:
+        """Make the loop's client and open its connection now, waiting up to
+        ``timeout`` s; a failure is only logged (the first fetch tries again)."""
+        if self._connect is None:
+            return
+
+        async def ping() -> None:
+            client = await self.client()
+            if client is not None:
+                await client.ping()
+
+        try:
+            asyncio.run_coroutine_threadsafe(ping(), self.loop).result(timeout)
+        except Exception as exc:
+            log.debug("could not connect the event loop's Redis client yet: %s", exc)
+
     def stop(self) -> None:
-        """Cancel the coroutines still running, then stop the loop (after the loop's
-        next pass, which delivers the cancellations)."""
+        """Cancel the coroutines still running, close the loop's Redis client, then
+        stop the loop (after the loop's next pass, which delivers the cancellations)."""
+
+        async def close(client: Any) -> None:
+            try:
+                await asyncio.wait_for(client.aclose(), 1.0)
+            except Exception:
+                log.debug("closing the event loop's Redis client failed", exc_info=True)
+            finally:
+                self.loop.stop()
 
         def shutdown() -> None:
             for task in asyncio.all_tasks(self.loop):
                 task.cancel()
-            self.loop.call_soon(self.loop.stop)
+            made = self._client
+            if made is not None and made.done() and not made.cancelled() \
+                    and made.exception() is None:
+                self.loop.create_task(close(made.result()))
+            else:
+                self.loop.call_soon(self.loop.stop)
 
         self.loop.call_soon_threadsafe(shutdown)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from roadie.config import Config
-from roadie.connection import Redis
+from roadie.connection import AsyncRedis, Redis
 from roadie.keys import Keys
 from roadie.retry import add_dead
 from roadie.scripts import Scripts
@@ -67,6 +67,15 @@ class Fetcher:
             self.ack_many(acks)
             return []
         pairs = self.scripts.fetch(self.inflight, order, count, acks=acks, share=share)
+        return [UnitOfWork(k, raw) for k, raw in pairs]
+
+    async def fetch_async(self, client: AsyncRedis, count: int = 1, acks: Sequence[bytes] = (),
+                          skip: frozenset[str] = frozenset(),
+                          share: int = 0) -> list[UnitOfWork]:
+        """``fetch`` on the event loop, through its ``redis.asyncio`` client."""
+        order = self.order(skip)
+        pairs = await self.scripts.fetch_async(client, self.inflight, order,
+                                               count if order else 0, acks=acks, share=share)
         return [UnitOfWork(k, raw) for k, raw in pairs]
 
     def fetch_blocking(self, queue_key: str, timeout_s: float) -> UnitOfWork | None:

@@ -21,7 +21,15 @@ from types import FrameType
 import redis as redis_lib
 
 from roadie.config import Config
-from roadie.connection import MIN_REDIS_VERSION, Redis, connect, redact, resolve_url, server_version
+from roadie.connection import (
+    MIN_REDIS_VERSION,
+    Redis,
+    connect,
+    connect_async,
+    redact,
+    resolve_url,
+    server_version,
+)
 from roadie.cron import Schedules, default_schedules
 from roadie.dedicated import DedicatedRedis
 from roadie.errors import RedisUnavailable, Shutdown
@@ -33,6 +41,7 @@ from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.heartbeat import Heartbeat
 from roadie.server.janitor import Janitor
+from roadie.server.loopfetch import LoopFetcher
 from roadie.server.manager import Manager
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.periodic import PeriodicScheduler
@@ -82,6 +91,7 @@ class Launcher:
         self.fetcher = Fetcher(self.redis, config, self.keys, self.state.identity)
         self.background_stop = threading.Event()
         self._async: AsyncRunner | None = None
+        self._loop_fetcher: LoopFetcher | None = None
         self._async_lock = threading.Lock()
         self.heartbeat = Heartbeat(
             self.redis, config, self.keys, self.state, self.outage,
@@ -125,8 +135,20 @@ class Launcher:
         if self._async is None:
             with self._async_lock:
                 if self._async is None:
-                    self._async = AsyncRunner(self.config.event_loop)
+                    # With a Redis client of its own, the loop fetches for the
+                    # processors running async jobs: no thread wakes up for it.
+                    self._async = AsyncRunner(self.config.event_loop,
+                                              connect=partial(connect_async, self.config))
         return self._async
+
+    def _loop_fetch(self) -> LoopFetcher | None:
+        """The loop's fetcher, made with the loop: only a process with async jobs has one."""
+        if not self.registry.has_async:
+            return None
+        if self._loop_fetcher is None:
+            self._loop_fetcher = LoopFetcher(self.fetcher, self._async_runner(), self.state,
+                                             self.outage, self.config.concurrency)
+        return self._loop_fetcher
 
     def _processor(self, index: int) -> Processor:
         # Its own connection, held for life: cheaper per command than the pool.
@@ -139,6 +161,7 @@ class Launcher:
             siblings=lambda: self.manager.processors, gate=self.manager.started,
         )
         processor.owns_connection = True
+        processor.loop_fetch = self._loop_fetch()
         processor.lends_connection = self.lend
         return processor
 
@@ -174,6 +197,10 @@ class Launcher:
         self.hooks.fire("startup")
         if not self.heartbeat.beat():
             raise RedisUnavailable(f"cannot write the first heartbeat to {self.url}")
+        if self.registry.has_async:
+            # Connect the loop's client now: made on the first fetch, it stalled
+            # every async job for a few ms.
+            self._async_runner().warm()
         self.manager.start()
         self.heartbeat.start()
         self.poller.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.asyncloop import WAIT_SLICE_S, AsyncRunner, wake_up
 from roadie.server.fetch import Fetcher, UnitOfWork
+from roadie.server.loopfetch import LoopFetcher, deal_out
 from roadie.server.outage import TRANSIENT, Backoff, Outage
 from roadie.server.runner import Failed, JobRunner
 from roadie.server.state import State
@@ -121,6 +123,9 @@ class Processor(JobRunner):
         #: The last fetch took fewer jobs than it asked for: the queues are running
         #: dry, so jobs waiting in siblings' batches go first (no round trip).
         self._draining = False
+        #: Fetches on the event loop for this processor's async jobs (the
+        #: launcher's, shared by the processors); None: the thread fetches.
+        self.loop_fetch: LoopFetcher | None = None
         #: Released by the loop when it starts the last job of this processor's
         #: batch: the thread then fetches the next one (``_on_loop``).
         self._wake = threading.Lock()
@@ -238,32 +243,61 @@ class Processor(JobRunner):
         self.outage.ok()
         self.batch.extend(got)
 
+    async def _refill(self) -> None:
+        """On the loop, while the last job of this processor's batch runs: fetch the
+        next batch there (``loopfetch``), so that this thread does not wake up for
+        it. Without the loop's fetcher, or if it fails, the thread fetches."""
+        if self.batch or self.abandoned or self.state.quiet.is_set():
+            return
+        if self.loop_fetch is None or not await self.loop_fetch.refill(
+                self, self.batch_size()):
+            wake_up(self._wake)  # the thread fetches (``_prefetch``)
+
+    def note_fetched(self, got: int, wanted: int) -> None:
+        """A fetch made for this processor elsewhere took ``got`` of ``wanted`` jobs."""
+        self._draining = got < wanted
+
     async def _stretch(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
                        args: list[Any]) -> Failed | None:
         """On the event loop: run ``uow``, then the async jobs that follow it in
-        this processor's batch, until one fails, a job of another kind comes next
-        (it goes back to the batch, for the thread), the batch is empty (the thread
-        fetches more) or the process quiets."""
-        while True:
-            if not self.batch:
-                wake_up(self._wake)  # the thread fetches more meanwhile
-            done = await self.run_async(uow, payload, job_cls, args)
-            if isinstance(done, Failed):
-                return done
-            if done is not None:
-                self._defer_ack(done)
-            if self.abandoned or self.state.quiet.is_set():
-                return None
-            try:
-                uow = self.batch.popleft()
-            except IndexError:
-                return None
-            self.current = uow
-            decoded, ready = self._for_loop(uow)
-            if decoded is None or ready is None:
-                self.batch.appendleft(uow)  # the thread runs it
-                return None
-            payload, (job_cls, args) = decoded, ready
+        this processor's batch (fetching the next batch while the last one runs),
+        until one fails, a job of another kind comes next (it goes back to the
+        batch, for the thread), no job is left (the thread waits for more) or the
+        process quiets."""
+        refill: asyncio.Task[None] | None = None
+        try:
+            while True:
+                if not self.batch and refill is None:
+                    refill = asyncio.get_running_loop().create_task(self._refill())
+                done = await self.run_async(uow, payload, job_cls, args)
+                if isinstance(done, Failed):
+                    return done
+                if done is not None:
+                    self._defer_ack(done)
+                if self.abandoned or self.state.quiet.is_set():
+                    return None
+                if refill is not None:
+                    await refill
+                    refill = None
+                try:
+                    uow = self.batch.popleft()
+                except IndexError:
+                    # The queues are running dry: run a job waiting in a sibling's
+                    # batch rather than leave it to wait behind that sibling's job.
+                    stolen = self._steal() if self._draining else None
+                    if stolen is None:
+                        return None
+                    uow = stolen
+                self.current = uow
+                decoded, ready = self._for_loop(uow)
+                if decoded is None or ready is None:
+                    self.batch.appendleft(uow)  # the thread runs it
+                    return None
+                payload, (job_cls, args) = decoded, ready
+        finally:
+            # Jobs a fetch took are in the batch before the thread goes on.
+            if refill is not None and not refill.done():
+                await refill
 
     def _rescue(self) -> None:
         """After a crash: the job that crashed this processor goes to the dead set as
@@ -428,7 +462,5 @@ def deal(fetcher: Fetcher, processors: Sequence[Processor], state: State) -> int
         log.debug("the first fetch for all the processors failed (%s); each fetches "
                   "its own", exc)
         return 0
-    n = len(processors)
-    for i, uow in enumerate(got):
-        processors[i % n].batch.append(uow)
+    deal_out(got, [(p, p.max_batch) for p in processors])
     return len(got)

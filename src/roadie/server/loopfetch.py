@@ -1,0 +1,141 @@
+"""Fetching on the event loop for the processors whose async jobs run there.
+
+A processor running async jobs hands its batch to the loop (``Processor._stretch``);
+when the loop starts the last job of that batch, the next batch is fetched here, on
+the loop, through the loop's own ``redis.asyncio`` client, so that no processor
+thread wakes up for it (at ``-c 100`` those wake-ups cost the loop a third of its
+time). Processors whose batches run out together (jobs of the same length, started
+together) are served by one round trip: requests that arrive while a fetch is under
+way wait for the next one, which takes jobs for all of them and deals them out in
+turn, as ``processor.deal`` does at start. Their pending acknowledgements ride on
+that round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from roadie.server.outage import TRANSIENT, Outage
+from roadie.server.state import State
+
+if TYPE_CHECKING:
+    from roadie.server.asyncloop import AsyncRunner
+    from roadie.server.fetch import Fetcher
+    from roadie.server.processor import Processor
+
+log = logging.getLogger("roadie")
+
+#: About the most jobs one fetch on the loop takes, for all its requests together.
+MAX_JOBS = 100000
+
+
+@dataclass(slots=True)
+class _Request:
+    processor: Processor
+    want: int
+    done: asyncio.Future[bool]
+
+
+class LoopFetcher:
+    """One per process; used only on the event loop's thread."""
+
+    def __init__(self, fetcher: Fetcher, runner: AsyncRunner, state: State,
+                 outage: Outage, concurrency: int) -> None:
+        self.fetcher = fetcher  # for its queue order and keys; its connection is unused
+        self.runner = runner
+        self.state = state
+        self.outage = outage
+        self.concurrency = concurrency
+        self._waiting: list[_Request] = []
+        self._busy = False
+        self._server: asyncio.Task[None] | None = None
+        #: Round trips made (for tests and benchmarks).
+        self.fetches = 0
+
+    async def refill(self, processor: Processor, want: int) -> bool:
+        """Fetch up to ``want`` jobs into ``processor.batch``, together with any other
+        processor asking meanwhile. False if it could not be done here (no client,
+        Redis away): the processor's thread fetches, and reports, itself."""
+        loop = asyncio.get_running_loop()
+        request = _Request(processor, want, loop.create_future())
+        self._waiting.append(request)
+        if not self._busy:
+            self._busy = True
+            self._server = loop.create_task(self._serve())
+        return await request.done
+
+    async def _serve(self) -> None:
+        try:
+            while self._waiting:
+                # At most about MAX_JOBS per round trip: parsing a fetch of 1,000
+                # jobs holds the loop (and every job whose sleep ends meanwhile)
+                # for several ms; smaller fetches let the loop run jobs between.
+                n, taken = 0, 0
+                while n < len(self._waiting) and (n == 0 or taken + self._waiting[n].want
+                                                  <= MAX_JOBS):
+                    taken += self._waiting[n].want
+                    n += 1
+                requests, self._waiting = self._waiting[:n], self._waiting[n:]
+                ok = await self._fetch_for(requests)
+                for r in requests:
+                    if not r.done.done():
+                        r.done.set_result(ok)
+        finally:
+            self._busy = False
+            for r in self._waiting:  # only after a cancellation (the loop stops)
+                if not r.done.done():
+                    r.done.set_result(False)
+            self._waiting = []
+
+    async def _fetch_for(self, requests: list[_Request]) -> bool:
+        client = await self.runner.client()
+        if client is None:
+            return False
+        acks = [(r.processor, r.processor.take_acks()) for r in requests]
+        total = sum(r.want for r in requests)
+        # Each processor alone takes at most one job per `concurrency` in the queue
+        # (fetch.lua's share); k processors together take k times that.
+        share = max(1, self.concurrency // len(requests))
+        try:
+            got = await self.fetcher.fetch_async(
+                client, total, acks=[a for _, taken in acks for a in taken],
+                skip=self.state.paused, share=share)
+        except BaseException as exc:
+            # Removing a job from the in-flight list twice is harmless: try again.
+            for p, taken in acks:
+                p.restore_acks(taken)
+            if isinstance(exc, TRANSIENT):
+                self.outage.failed(exc, "fetch")
+            elif isinstance(exc, Exception):
+                log.warning("fetching on the event loop failed; processors fetch from "
+                            "their threads", exc_info=True)
+            else:
+                raise
+            return False
+        self.fetches += 1
+        self.outage.ok()
+        deal_out(got, [(r.processor, r.want) for r in requests])
+        return True
+
+
+def deal_out(jobs: list[Any], takers: list[tuple[Processor, int]]) -> None:
+    """Append ``jobs`` (oldest first) to the takers' batches in turn, each up to the
+    number it wants; a taker that gets fewer is marked as draining."""
+    given = [0] * len(takers)
+    it = iter(jobs)
+    for turn in range(max((w for _, w in takers), default=0)):
+        for i, (p, want) in enumerate(takers):
+            if want > turn:
+                uow = next(it, None)
+                if uow is None:
+                    break
+                p.batch.append(uow)
+                given[i] += 1
+        else:
+            continue
+        break
+    for (p, want), n in zip(takers, given, strict=True):
+        p.note_fetched(n, want)
