@@ -32,7 +32,7 @@ from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.loopfetch import LoopFetcher
-from roadie.server.processor import Processor
+from roadie.server.processor import PREFETCH_MIN_S, Processor
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
 LOOP = "roadie.asyncio"
@@ -131,7 +131,7 @@ def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
     ran: list[int] = []
     proc = make_processor(r, config.replace(concurrency=1), registry,
                           async_runner=lambda: loop_runner)
-    proc.loop_fetch = LoopFetcher(proc.fetcher, loop_runner, proc.state, proc.outage, 1)
+    proc.loop_fetch = LoopFetcher(proc.fetcher, lambda: loop_runner, proc.state, proc.outage, 1)
     thread_fetches: list[int] = []
     proc._prefetch = lambda: thread_fetches.append(1)  # type: ignore[method-assign]
 
@@ -157,12 +157,52 @@ def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
     assert proc.state.take_counts() == (9, 0)
 
 
+def test_sync_jobs_get_their_next_batch_from_the_loop_while_the_last_ones_run(
+    r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
+) -> None:
+    ran: list[int] = []
+    proc = make_processor(r, config.replace(concurrency=1), registry,
+                          async_runner=lambda: loop_runner)
+    proc.loop_fetch = LoopFetcher(proc.fetcher, lambda: loop_runner, proc.state, proc.outage, 1)
+    thread_fetches: list[int] = []
+    own_fetch = proc._fetch
+
+    def counted() -> list[Any]:
+        got = own_fetch()
+        thread_fetches.append(len(got))
+        return got
+
+    proc._fetch = counted  # type: ignore[method-assign]
+
+    class Slow(Job, registry=registry, name="Slow"):
+        def perform(self, i: int) -> None:
+            ran.append(i)
+            time.sleep(3 * PREFETCH_MIN_S)  # the work: long enough to fetch meanwhile
+
+    Slow.perform_bulk([[i] for i in range(12)])
+    proc.start()
+    try:
+        wait_until(lambda: len(ran) == 12 and r.llen(INFLIGHT) == 0,
+                   message="the jobs did not run")
+    finally:
+        proc.state.quiet.set()
+        proc.thread.join(10)
+
+    assert ran == list(range(12))
+    # The thread took the first batch (10); the last two jobs came with the loop's
+    # fetch, made while the batch's last jobs ran; the thread's later fetches
+    # found the queue empty.
+    assert thread_fetches[0] == 10 and sum(thread_fetches[1:]) == 0
+    assert proc.loop_fetch.fetches >= 1
+    assert proc.state.take_counts() == (12, 0)
+
+
 def test_processors_running_out_together_share_one_round_trip(
     r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
 ) -> None:
     conf = config.replace(concurrency=2)
     a, b = (make_processor(r, conf, registry) for _ in range(2))
-    fetcher = LoopFetcher(a.fetcher, loop_runner, a.state, a.outage, 2)
+    fetcher = LoopFetcher(a.fetcher, lambda: loop_runner, a.state, a.outage, 2)
     r.lpush("queue:default", *[f"j{i}".encode() for i in range(10)])
     r.lpush(INFLIGHT, b"done-a", b"done-b")
     a.restore_acks([b"done-a"])
@@ -189,7 +229,7 @@ def test_a_failed_loop_fetch_keeps_the_acks_and_lets_the_thread_fetch(
         redis_url="redis://127.0.0.1:1/0", connect_timeout_s=0.5)))
     try:
         proc = make_processor(r, config, registry)
-        fetcher = LoopFetcher(proc.fetcher, down, proc.state, proc.outage, 1)
+        fetcher = LoopFetcher(proc.fetcher, lambda: down, proc.state, proc.outage, 1)
         proc.restore_acks([b"done"])
 
         assert down.run(fetcher.refill(proc, 5)) is False

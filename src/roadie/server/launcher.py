@@ -141,12 +141,11 @@ class Launcher:
                                               connect=partial(connect_async, self.config))
         return self._async
 
-    def _loop_fetch(self) -> LoopFetcher | None:
-        """The loop's fetcher, made with the loop: only a process with async jobs has one."""
-        if not self.registry.has_async:
-            return None
+    def _loop_fetch(self) -> LoopFetcher:
+        """The fetcher on the event loop, shared by the processors (the loop itself
+        starts when it is first needed)."""
         if self._loop_fetcher is None:
-            self._loop_fetcher = LoopFetcher(self.fetcher, self._async_runner(), self.state,
+            self._loop_fetcher = LoopFetcher(self.fetcher, self._async_runner, self.state,
                                              self.outage, self.config.concurrency)
         return self._loop_fetcher
 

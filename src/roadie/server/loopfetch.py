@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,16 +44,18 @@ class _Request:
 class LoopFetcher:
     """One per process; used only on the event loop's thread."""
 
-    def __init__(self, fetcher: Fetcher, runner: AsyncRunner, state: State,
+    def __init__(self, fetcher: Fetcher, runner: Callable[[], AsyncRunner], state: State,
                  outage: Outage, concurrency: int) -> None:
         self.fetcher = fetcher  # for its queue order and keys; its connection is unused
-        self.runner = runner
+        self.runner = runner  # the process's event loop, started on first use
         self.state = state
         self.outage = outage
         self.concurrency = concurrency
         self._waiting: list[_Request] = []
         self._busy = False
         self._server: asyncio.Task[None] | None = None
+        self._soon: set[asyncio.Task[None]] = set()
+        self._warming = False
         #: Round trips made (for tests and benchmarks).
         self.fetches = 0
 
@@ -66,6 +70,55 @@ class LoopFetcher:
             self._busy = True
             self._server = loop.create_task(self._serve())
         return await request.done
+
+    def warm_soon(self) -> None:
+        """From any thread, once: start the loop and connect its client, without
+        waiting (the loop of a process with only sync jobs starts when a processor
+        finds its jobs long enough to fetch for them there)."""
+        if self._warming:
+            return
+        self._warming = True
+        runner = self.runner()
+
+        def start() -> None:
+            task = runner.loop.create_task(self._connect())
+            self._soon.add(task)
+            task.add_done_callback(self._soon.discard)
+
+        runner.loop.call_soon_threadsafe(start)
+
+    async def _connect(self) -> None:
+        client = await self.runner().client()
+        if client is not None:
+            try:
+                await client.ping()
+            except Exception as exc:
+                log.debug("the event loop's Redis client could not connect yet: %s", exc)
+
+    def refill_soon(self, processor: Processor, want: int, done: threading.Event) -> None:
+        """From a processor thread about to run the last job of its batch (a sync
+        job): fetch its next batch on the loop while that job runs, so that the
+        thread finds it waiting instead of making a round trip between two jobs.
+        ``done`` is set when that fetch is over, whatever came of it."""
+        runner = self.runner()
+
+        def start() -> None:
+            task = runner.loop.create_task(self._refill_then(processor, want, done))
+            self._soon.add(task)  # a reference until it ends
+            task.add_done_callback(self._soon.discard)
+
+        try:
+            runner.loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop is closed: the process is stopping
+            done.set()
+
+    async def _refill_then(self, processor: Processor, want: int,
+                           done: threading.Event) -> None:
+        try:
+            if not processor.abandoned and not self.state.quiet.is_set():
+                await self.refill(processor, want)
+        finally:
+            done.set()
 
     async def _serve(self) -> None:
         try:
@@ -91,7 +144,7 @@ class LoopFetcher:
             self._waiting = []
 
     async def _fetch_for(self, requests: list[_Request]) -> bool:
-        client = await self.runner.client()
+        client = await self.runner().client()
         if client is None:
             return False
         acks = [(r.processor, r.processor.take_acks()) for r in requests]

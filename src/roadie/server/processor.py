@@ -48,6 +48,14 @@ ACK_DELAY_S = 0.05
 #: cost more CPU in round trips than it won in balance: benchmarks/bench.py, I/O.)
 HOLD_S = 0.1
 
+#: Sync jobs of at least this length (a processor's recent average) get the next batch
+#: fetched on the event loop while the last job of a batch runs (``_refill_soon``);
+#: shorter ones end before such a fetch would, and fetch on their thread.
+PREFETCH_MIN_S = 0.002
+
+#: Longest a processor waits for such a fetch to arrive before fetching itself.
+REFILL_WAIT_S = 1.0
+
 
 class Processor(JobRunner):
     def __init__(
@@ -126,6 +134,9 @@ class Processor(JobRunner):
         #: Fetches on the event loop for this processor's async jobs (the
         #: launcher's, shared by the processors); None: the thread fetches.
         self.loop_fetch: LoopFetcher | None = None
+        #: Set when the loop's fetch for this thread's next batch is over (none pending).
+        self._refilled = threading.Event()
+        self._refilled.set()
         #: Released by the loop when it starts the last job of this processor's
         #: batch: the thread then fetches the next one (``_on_loop``).
         self._wake = threading.Lock()
@@ -180,8 +191,24 @@ class Processor(JobRunner):
             if payload is not None and ready is not None:
                 self._on_loop(uow, payload, *ready)
                 return
+        self._refill_soon()
         if self.process(uow, defer_ack=True, payload=payload) is not None:
             self._defer_ack(uow)
+
+    def _refill_soon(self) -> None:
+        """Before a sync job runs here, the last but one of its batch: if jobs are long enough, have
+        the loop fetch the next batch meanwhile. At ``-c 100`` a thread's own fetch
+        between two jobs took several ms, waiting for the GIL among 100 threads."""
+        fetcher = self.loop_fetch
+        if fetcher is None or self.job_s < PREFETCH_MIN_S or self.state.quiet.is_set():
+            return
+        if len(self.batch) > 1 or not self._refilled.is_set():
+            fetcher.warm_soon()  # so that the first such fetch finds the loop ready
+            return
+        # One job still waits after this one: the fetch has two jobs' time to arrive
+        # (among 100 busy threads the loop may wait several ms for the GIL).
+        self._refilled.clear()
+        fetcher.refill_soon(self, self.batch_size(), self._refilled)
 
     def _for_loop(
         self, uow: UnitOfWork
@@ -346,6 +373,7 @@ class Processor(JobRunner):
 
     def _finish(self) -> None:
         """The loop ended (quiet): acknowledge, and push back jobs not started."""
+        self._refilled.wait(REFILL_WAIT_S)  # what a fetch under way takes goes back too
         acks = self.take_acks()
         if acks:
             self._write_outcome(partial(self.fetcher.ack_many, acks))
@@ -362,6 +390,8 @@ class Processor(JobRunner):
                 log.debug("closing a processor's connection failed", exc_info=True)
 
     def _next(self) -> UnitOfWork | None:
+        if not self.batch and not self._refilled.is_set():
+            self._refilled.wait(REFILL_WAIT_S)  # the loop's fetch for us is under way
         if self.batch:
             return self.batch.popleft()
         if self._draining:
