@@ -274,7 +274,7 @@ class Processor(JobRunner):
         """On the loop, while the last job of this processor's batch runs: fetch the
         next batch there (``loopfetch``), so that this thread does not wake up for
         it. Without the loop's fetcher, or if it fails, the thread fetches."""
-        if self.batch or self.abandoned or self.state.quiet.is_set():
+        if len(self.batch) > 1 or self.abandoned or self.state.quiet.is_set():
             return
         if self.loop_fetch is None or not await self.loop_fetch.refill(
                 self, self.batch_size()):
@@ -294,7 +294,8 @@ class Processor(JobRunner):
         refill: asyncio.Task[None] | None = None
         try:
             while True:
-                if not self.batch and refill is None:
+                if len(self.batch) <= 1 and refill is None:
+                    # Two jobs' time for the fetch (see ``_refill_soon``).
                     refill = asyncio.get_running_loop().create_task(self._refill())
                 done = await self.run_async(uow, payload, job_cls, args)
                 if isinstance(done, Failed):
@@ -303,7 +304,7 @@ class Processor(JobRunner):
                     self._defer_ack(done)
                 if self.abandoned or self.state.quiet.is_set():
                     return None
-                if refill is not None:
+                if refill is not None and (refill.done() or not self.batch):
                     await refill
                     refill = None
                 try:
