@@ -200,8 +200,9 @@ class Processor(JobRunner):
         the loop fetch the next batch meanwhile. At ``-c 100`` a thread's own fetch
         between two jobs took several ms, waiting for the GIL among 100 threads."""
         fetcher = self.loop_fetch
-        if fetcher is None or self.job_s < PREFETCH_MIN_S or self.state.quiet.is_set():
-            return
+        if fetcher is None or self.job_s < PREFETCH_MIN_S or self._draining \
+                or self.state.quiet.is_set():
+            return  # (draining: the queues are running dry, a fetch would find little)
         if len(self.batch) > 1 or not self._refilled.is_set():
             fetcher.warm_soon()  # so that the first such fetch finds the loop ready
             return
