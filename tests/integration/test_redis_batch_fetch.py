@@ -18,6 +18,8 @@ from integration_support import (
     make_processor,
     started_processors,
 )
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 import roadie
 import roadie.client
@@ -122,6 +124,37 @@ def test_deal_gives_starting_processors_their_first_jobs_in_one_fetch(
         p.fetcher.redis.close()
 
 
+def test_deal_starts_the_first_async_jobs_on_the_loop_before_any_thread_runs(
+    r: redis.Redis, config: Config, registry: Registry
+) -> None:
+    ran: list[tuple[int, str]] = []
+
+    class Coro(Job, registry=registry, name="Coro"):
+        async def perform(self, i: int) -> None:
+            ran.append((i, threading.current_thread().name))
+
+    launcher = Launcher(config.replace(concurrency=2), hooks=Hooks(), registry=registry)
+    procs = [launcher._processor(i) for i in range(2)]  # threads not started
+    Coro.perform_bulk([[i] for i in range(4)])
+    try:
+        assert deal(launcher.fetcher, procs, launcher.state) == 4
+
+        # Each processor's first two jobs run on the loop, though no processor
+        # thread exists to hand them over; each waits for its thread to collect.
+        wait_until(lambda: len(ran) == 4, message="the dealt async jobs did not run")
+        assert sorted(ran) == [(i, "roadie.asyncio") for i in range(4)]
+        for p in procs:
+            first = p._first
+            assert first is not None and first.wait(5) and first.done
+            assert first.result() is None and not p.batch
+        assert sorted(raw for p in procs for raw in p.acks) == sorted(
+            r.lrange(f"roadie:inflight:{launcher.identity}", 0, -1))
+    finally:
+        launcher._async_runner().stop()
+        for p in procs:
+            p.fetcher.redis.close()
+
+
 def test_deal_takes_nothing_after_quiet_or_without_redis(
     r: redis.Redis, config: Config, registry: Registry
 ) -> None:
@@ -132,7 +165,8 @@ def test_deal_takes_nothing_after_quiet_or_without_redis(
     assert deal(launcher.fetcher, procs, launcher.state) == 0
     launcher.state.quiet.clear()
     # A Redis that does not answer: the processors will fetch (and report) themselves.
-    down = Fetcher(redis.Redis(port=1, socket_connect_timeout=0.5), config, launcher.keys,
+    down = Fetcher(redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)),
+                   config, launcher.keys,
                    launcher.identity)
     assert deal(down, procs, launcher.state) == 0
     assert all(not p.batch for p in procs) and r.llen("queue:default") == 2

@@ -18,6 +18,7 @@ from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.launcher import Launcher
+from roadie.server.processor import LOOP_WAIT_SLICE_S
 
 #: Every test pushes through the test's Redis (the ``client`` fixture, conftest.py).
 pytestmark = pytest.mark.usefixtures("client")
@@ -152,9 +153,11 @@ def test_stop_ends_an_async_job_it_pushed_back(
 
     assert launcher.hard_stopped and launcher.requeued == 1
     assert r.lrange("queue:default", 0, -1) == [running_raw]
-    # The processor waiting for the coroutine gets the launcher's Shutdown, and the
-    # coroutine is cancelled: the pushed-back job cannot also finish here.
-    wait_until(lambda: processors_exited(launcher), message="processor did not exit")
+    # The processor waiting for the coroutine gets the launcher's Shutdown (the
+    # cancellation wakes it, well before its wait's own time-out), and the coroutine
+    # is cancelled: the pushed-back job cannot also finish here.
+    wait_until(lambda: processors_exited(launcher), timeout=LOOP_WAIT_SLICE_S / 2,
+               message="processor did not exit")
     wait_until(lambda: cancelled == ["slow"], message="the coroutine was not cancelled")
     release.set()
     assert finished == []

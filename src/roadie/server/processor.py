@@ -20,7 +20,7 @@ from roadie.keys import Keys
 from roadie.log import tid as make_tid
 from roadie.middleware import Hooks
 from roadie.registry import Registry
-from roadie.server.asyncloop import WAIT_SLICE_S, AsyncRunner, wake_up
+from roadie.server.asyncloop import AsyncRunner, Pending, wake_up
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.loopfetch import LoopFetcher, deal_out
 from roadie.server.outage import TRANSIENT, Backoff, Outage
@@ -52,6 +52,11 @@ HOLD_S = 0.1
 #: fetched on the event loop while the last job of a batch runs (``_refill_soon``);
 #: shorter ones end before such a fetch would, and fetch on their thread.
 PREFETCH_MIN_S = 0.002
+
+#: How often a thread whose async jobs run on the loop wakes up meanwhile, in case
+#: nothing woke it (a hard stop cancels those jobs, which wakes it). 100 threads
+#: waking ten times a second each cost the loop the GIL 1,000 times a second.
+LOOP_WAIT_SLICE_S = 2.0
 
 #: Longest a processor waits for such a fetch to arrive before fetching itself.
 REFILL_WAIT_S = 1.0
@@ -134,6 +139,9 @@ class Processor(JobRunner):
         #: Fetches on the event loop for this processor's async jobs (the
         #: launcher's, shared by the processors); None: the thread fetches.
         self.loop_fetch: LoopFetcher | None = None
+        #: Async jobs started on the loop for this processor before its thread ran
+        #: (``start_on_loop``).
+        self._first: Pending | None = None
         #: Set when the loop's fetch for this thread's next batch is over (none pending).
         self._refilled = threading.Event()
         self._refilled.set()
@@ -153,6 +161,10 @@ class Processor(JobRunner):
             lend_thread_client(self.fetcher.redis, self.config)
         backoff = Backoff()
         try:
+            first, self._first = self._first, None
+            if first is not None:  # its first async jobs already run (``start_on_loop``)
+                self._await_loop(first)
+                self.current = None
             while not self.state.quiet.is_set():
                 try:
                     uow = self._next()
@@ -233,12 +245,40 @@ class Processor(JobRunner):
         """Hand ``uow`` and the async jobs after it to the loop (``_stretch``). While
         they run, this thread fetches the next batch when the loop takes the last job
         of this one, so that the loop goes on without waiting for a round trip."""
+        self._await_loop(self._start_loop(uow, payload, job_cls, args))
+
+    def _start_loop(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
+                    args: list[Any]) -> Pending:
         self._wake = wake = threading.Lock()
         wake.acquire()
-        pending = self.async_runner().start(self._stretch(uow, payload, job_cls, args), wake)
+        return self.async_runner().start(self._stretch(uow, payload, job_cls, args), wake)
+
+    def start_on_loop(self) -> None:
+        """At start, from the thread that dealt the first jobs (``deal``), before this
+        processor's thread passes the gate: if the first job of its batch is an async
+        one, hand it (and the async jobs after it) to the loop now. The thread then
+        only waits for them: a process starting 100 processors on a deep queue of
+        async jobs had its last ones start 10 ms late, the time for 100 threads to
+        wake up and take the GIL in turn."""
+        if not self.registry.has_async or not self.batch:
+            return
+        payload, ready = self._for_loop(self.batch[0])
+        if payload is None or ready is None:
+            return
+        try:
+            uow = self.batch.popleft()
+        except IndexError:  # the thread is past the gate after all, and took it
+            return
+        self.tid = self.tid or make_tid(self.thread.native_id)
+        self.current = uow
+        self._first = self._start_loop(uow, payload, *ready)
+
+    def _await_loop(self, pending: Pending) -> None:
+        """Wait for a stretch of async jobs started on the loop; fetch the next batch
+        when the loop asks for it (``_refill`` without the loop's fetcher)."""
         try:
             while True:
-                if not pending.wait(WAIT_SLICE_S):
+                if not pending.wait(LOOP_WAIT_SLICE_S):
                     continue
                 if pending.done:
                     break
@@ -495,4 +535,6 @@ def deal(fetcher: Fetcher, processors: Sequence[Processor], state: State) -> int
                   "its own", exc)
         return 0
     deal_out(got, [(p, p.max_batch) for p in processors])
+    for p in processors:
+        p.start_on_loop()
     return len(got)
