@@ -48,10 +48,13 @@ ACK_DELAY_S = 0.05
 #: cost more CPU in round trips than it won in balance: benchmarks/bench.py, I/O.)
 HOLD_S = 0.1
 
-#: Sync jobs of at least this length (a processor's recent average) get the next batch
-#: fetched on the event loop while the last job of a batch runs (``_refill_soon``);
-#: shorter ones end before such a fetch would, and fetch on their thread.
-PREFETCH_MIN_S = 0.002
+#: Sync jobs of at least this length (a processor's steady average) get the next
+#: batch fetched on the event loop while the last jobs of a batch run
+#: (``_refill_soon``). Shorter ones fetch on their thread: they end before the
+#: loop's fetch would arrive, and the hand-off would cost them more than it saves
+#: (one-call jobs at -c 10, whose runs stretch to 2 ms while their threads wait for
+#: the GIL, lost about 10 % with a 2 ms threshold).
+PREFETCH_MIN_S = 0.005
 
 #: How often a thread whose async jobs run on the loop wakes up meanwhile, in case
 #: nothing woke it (a hard stop cancels those jobs, which wakes it). 100 threads
@@ -110,6 +113,7 @@ class Processor(JobRunner):
         #: Moving average of this processor's job durations (s); 0 until it has timed
         #: one (most jobs are short: the first fetch takes a full batch).
         self.job_s = 0.0
+        self.job_steady_s = 0.0
         #: True when ``fetcher`` has a connection of its own, closed when this ends.
         self.owns_connection = False
         #: True when jobs may use that connection as their ``roadie.redis_client()``.
@@ -212,9 +216,8 @@ class Processor(JobRunner):
         the loop fetch the next batch meanwhile. At ``-c 100`` a thread's own fetch
         between two jobs took several ms, waiting for the GIL among 100 threads."""
         fetcher = self.loop_fetch
-        if fetcher is None or self.job_s < PREFETCH_MIN_S or self._draining \
-                or self.state.quiet.is_set():
-            return  # (draining: the queues are running dry, a fetch would find little)
+        if fetcher is None or self.job_steady_s < PREFETCH_MIN_S or self.state.quiet.is_set():
+            return
         if len(self.batch) > 1 or not self._refilled.is_set():
             fetcher.warm_soon()  # so that the first such fetch finds the loop ready
             return

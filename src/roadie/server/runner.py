@@ -82,6 +82,9 @@ class JobRunner:
     tid: str
     #: Moving average of this processor's job durations (s).
     job_s: float
+    #: A slower one, which a few long runs of short jobs (a thread kept waiting for
+    #: the GIL) do not lift: it decides where the next batch is fetched.
+    job_steady_s: float
     #: Set by the launcher when it has pushed the running job back at shutdown:
     #: no outcome is written for it then.
     abandoned: bool
@@ -105,7 +108,9 @@ class JobRunner:
             self.state.end_work(self.tid)
 
     def _timed(self, t0: float) -> None:
-        self.job_s += 0.25 * (time.monotonic() - t0 - self.job_s)
+        took = time.monotonic() - t0
+        self.job_s += 0.25 * (took - self.job_s)
+        self.job_steady_s += 0.1 * (took - self.job_steady_s)
 
     async def run_async(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
                         args: list[Any]) -> Failed | UnitOfWork | None:
