@@ -125,13 +125,30 @@ def loop_runner(config: Config) -> Iterator[AsyncRunner]:
     runner.thread.join(5)
 
 
+def loop_fetching(r: redis.Redis, config: Config, registry: Registry,
+                  runner: AsyncRunner) -> Processor:
+    """A processor (concurrency 1, not started) whose next batches the loop fetches."""
+    proc = make_processor(r, config.replace(concurrency=1), registry,
+                          async_runner=lambda: runner)
+    proc.loop_fetch = LoopFetcher(proc.fetcher, lambda: runner, proc.state, proc.outage, 1)
+    return proc
+
+
+def run_until(proc: Processor, done: Callable[[], bool], message: str) -> None:
+    """Start ``proc`` and wait for ``done``; then quiet it and join its thread."""
+    proc.start()
+    try:
+        wait_until(done, message=message)
+    finally:
+        proc.state.quiet.set()
+        proc.thread.join(10)
+
+
 def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
     r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
 ) -> None:
     ran: list[int] = []
-    proc = make_processor(r, config.replace(concurrency=1), registry,
-                          async_runner=lambda: loop_runner)
-    proc.loop_fetch = LoopFetcher(proc.fetcher, lambda: loop_runner, proc.state, proc.outage, 1)
+    proc = loop_fetching(r, config, registry, loop_runner)
     thread_fetches: list[int] = []
     proc._prefetch = lambda: thread_fetches.append(1)  # type: ignore[method-assign]
 
@@ -142,13 +159,8 @@ def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
                 Coro.perform_bulk([[6], [7], [8]])
 
     Coro.perform_bulk([[i] for i in range(6)])
-    proc.start()
-    try:
-        wait_until(lambda: len(ran) == 9 and r.llen(INFLIGHT) == 0,
-                   message="the two batches did not run")
-    finally:
-        proc.state.quiet.set()
-        proc.thread.join(10)
+    run_until(proc, lambda: len(ran) == 9 and r.llen(INFLIGHT) == 0,
+              "the two batches did not run")
 
     assert ran == list(range(9))
     # The loop went from one batch to the next with its own round trip (a second
@@ -161,9 +173,7 @@ def test_sync_jobs_get_their_next_batch_from_the_loop_while_the_last_ones_run(
     r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
 ) -> None:
     ran: list[int] = []
-    proc = make_processor(r, config.replace(concurrency=1), registry,
-                          async_runner=lambda: loop_runner)
-    proc.loop_fetch = LoopFetcher(proc.fetcher, lambda: loop_runner, proc.state, proc.outage, 1)
+    proc = loop_fetching(r, config, registry, loop_runner)
     thread_fetches: list[int] = []
     own_fetch = proc._fetch
 
@@ -180,13 +190,7 @@ def test_sync_jobs_get_their_next_batch_from_the_loop_while_the_last_ones_run(
             time.sleep(3 * PREFETCH_MIN_S)  # the work: long enough to fetch meanwhile
 
     Slow.perform_bulk([[i] for i in range(12)])
-    proc.start()
-    try:
-        wait_until(lambda: len(ran) == 12 and r.llen(INFLIGHT) == 0,
-                   message="the jobs did not run")
-    finally:
-        proc.state.quiet.set()
-        proc.thread.join(10)
+    run_until(proc, lambda: len(ran) == 12 and r.llen(INFLIGHT) == 0, "the jobs did not run")
 
     assert ran == list(range(12))
     # The thread took the first batch (10); the last two jobs came with the loop's

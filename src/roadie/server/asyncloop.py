@@ -147,19 +147,22 @@ class AsyncRunner:
             self._connect = None
             return None
 
+    async def connected(self) -> None:
+        """Make the loop's client and open its connection; a failure is only logged
+        (the first fetch tries again)."""
+        client = await self.client()
+        if client is not None:
+            try:
+                await client.ping()
+            except Exception as exc:
+                log.debug("could not connect the event loop's Redis client yet: %s", exc)
+
     def warm(self, timeout: float = 5.0) -> None:
-        """Make the loop's client and open its connection now, waiting up to
-        ``timeout`` s; a failure is only logged (the first fetch tries again)."""
+        """``connected``, from another thread, waiting up to ``timeout`` s."""
         if self._connect is None:
             return
-
-        async def ping() -> None:
-            client = await self.client()
-            if client is not None:
-                await client.ping()
-
         try:
-            asyncio.run_coroutine_threadsafe(ping(), self.loop).result(timeout)
+            asyncio.run_coroutine_threadsafe(self.connected(), self.loop).result(timeout)
         except Exception as exc:
             log.debug("could not connect the event loop's Redis client yet: %s", exc)
 

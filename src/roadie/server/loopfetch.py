@@ -1,14 +1,17 @@
-"""Fetching on the event loop for the processors whose async jobs run there.
+"""Fetching on the event loop, for processors whose jobs are async or long.
 
 A processor running async jobs hands its batch to the loop (``Processor._stretch``);
-when the loop starts the last job of that batch, the next batch is fetched here, on
-the loop, through the loop's own ``redis.asyncio`` client, so that no processor
-thread wakes up for it (at ``-c 100`` those wake-ups cost the loop a third of its
-time). Processors whose batches run out together (jobs of the same length, started
-together) are served by one round trip: requests that arrive while a fetch is under
-way wait for the next one, which takes jobs for all of them and deals them out in
-turn, as ``processor.deal`` does at start. Their pending acknowledgements ride on
-that round trip.
+one running sync jobs of ``PREFETCH_MIN_S`` or more asks the loop from its thread
+(``Processor._refill_soon``). Either way, when the last job but one of the batch
+starts, the next batch is fetched here, on the loop, through the loop's own
+``redis.asyncio`` client, so that no processor thread makes that round trip between
+two jobs (at ``-c 100`` a thread waited several ms for the GIL to make it, and
+threads waking up for it cost the loop a third of its time). Processors whose
+batches run out together (jobs of the same length, started together) are served by
+one round trip: requests that arrive while a fetch is under way wait for the next
+one, which takes jobs for all of them and deals them out in turn, as
+``processor.deal`` does at start. Their pending acknowledgements ride on that round
+trip.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +32,6 @@ if TYPE_CHECKING:
     from roadie.server.processor import Processor
 
 log = logging.getLogger("roadie")
-
-#: About the most jobs one fetch on the loop takes, for all its requests together.
-MAX_JOBS = 100000
 
 
 @dataclass(slots=True)
@@ -75,42 +75,32 @@ class LoopFetcher:
         """From any thread, once: start the loop and connect its client, without
         waiting (the loop of a process with only sync jobs starts when a processor
         finds its jobs long enough to fetch for them there)."""
-        if self._warming:
-            return
-        self._warming = True
-        runner = self.runner()
+        if not self._warming:
+            self._warming = True
+            runner = self.runner()
+            self._spawn(runner, runner.connected)
+
+    def refill_soon(self, processor: Processor, want: int, done: threading.Event) -> None:
+        """From a processor thread about to run the last job but one of its batch (a
+        sync job): fetch its next batch on the loop while its jobs run, so that the
+        thread finds it waiting instead of making a round trip between two jobs.
+        ``done`` is set when that fetch is over, whatever came of it."""
+        try:
+            self._spawn(self.runner(), lambda: self._refill_then(processor, want, done))
+        except RuntimeError:  # the loop is closed: the process is stopping
+            done.set()
+
+    def _spawn(self, runner: AsyncRunner,
+               coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """From any thread: run ``coro()`` as a task of the loop, referenced until it
+        ends."""
 
         def start() -> None:
-            task = runner.loop.create_task(self._connect())
+            task = runner.loop.create_task(coro())
             self._soon.add(task)
             task.add_done_callback(self._soon.discard)
 
         runner.loop.call_soon_threadsafe(start)
-
-    async def _connect(self) -> None:
-        client = await self.runner().client()
-        if client is not None:
-            try:
-                await client.ping()
-            except Exception as exc:
-                log.debug("the event loop's Redis client could not connect yet: %s", exc)
-
-    def refill_soon(self, processor: Processor, want: int, done: threading.Event) -> None:
-        """From a processor thread about to run the last job of its batch (a sync
-        job): fetch its next batch on the loop while that job runs, so that the
-        thread finds it waiting instead of making a round trip between two jobs.
-        ``done`` is set when that fetch is over, whatever came of it."""
-        runner = self.runner()
-
-        def start() -> None:
-            task = runner.loop.create_task(self._refill_then(processor, want, done))
-            self._soon.add(task)  # a reference until it ends
-            task.add_done_callback(self._soon.discard)
-
-        try:
-            runner.loop.call_soon_threadsafe(start)
-        except RuntimeError:  # the loop is closed: the process is stopping
-            done.set()
 
     async def _refill_then(self, processor: Processor, want: int,
                            done: threading.Event) -> None:
@@ -123,15 +113,7 @@ class LoopFetcher:
     async def _serve(self) -> None:
         try:
             while self._waiting:
-                # At most about MAX_JOBS per round trip: parsing a fetch of 1,000
-                # jobs holds the loop (and every job whose sleep ends meanwhile)
-                # for several ms; smaller fetches let the loop run jobs between.
-                n, taken = 0, 0
-                while n < len(self._waiting) and (n == 0 or taken + self._waiting[n].want
-                                                  <= MAX_JOBS):
-                    taken += self._waiting[n].want
-                    n += 1
-                requests, self._waiting = self._waiting[:n], self._waiting[n:]
+                requests, self._waiting = self._waiting, []
                 ok = await self._fetch_for(requests)
                 for r in requests:
                     if not r.done.done():

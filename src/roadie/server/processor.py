@@ -212,9 +212,10 @@ class Processor(JobRunner):
             self._defer_ack(uow)
 
     def _refill_soon(self) -> None:
-        """Before a sync job runs here, the last but one of its batch: if jobs are long enough, have
-        the loop fetch the next batch meanwhile. At ``-c 100`` a thread's own fetch
-        between two jobs took several ms, waiting for the GIL among 100 threads."""
+        """Before a sync job runs here, the last but one of its batch: if jobs are
+        long enough, have the loop fetch the next batch meanwhile. At ``-c 100`` a
+        thread's own fetch between two jobs took several ms, waiting for the GIL
+        among 100 threads."""
         fetcher = self.loop_fetch
         if fetcher is None or self.job_steady_s < PREFETCH_MIN_S or self.state.quiet.is_set():
             return
@@ -245,9 +246,8 @@ class Processor(JobRunner):
 
     def _on_loop(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
                  args: list[Any]) -> None:
-        """Hand ``uow`` and the async jobs after it to the loop (``_stretch``). While
-        they run, this thread fetches the next batch when the loop takes the last job
-        of this one, so that the loop goes on without waiting for a round trip."""
+        """Hand ``uow`` and the async jobs after it to the loop (``_stretch``), which
+        fetches the next batches itself while they run, and wait for them."""
         self._await_loop(self._start_loop(uow, payload, job_cls, args))
 
     def _start_loop(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
@@ -315,7 +315,7 @@ class Processor(JobRunner):
         self.batch.extend(got)
 
     async def _refill(self) -> None:
-        """On the loop, while the last job of this processor's batch runs: fetch the
+        """On the loop, while the last jobs of this processor's batch run: fetch the
         next batch there (``loopfetch``), so that this thread does not wake up for
         it. Without the loop's fetcher, or if it fails, the thread fetches."""
         if len(self.batch) > 1 or self.abandoned or self.state.quiet.is_set():
