@@ -153,6 +153,57 @@ def redis_rows(url: str, n: int) -> list[Row]:
     return rows
 
 
+def loop_fetch_rows(url: str, n: int) -> list[Row]:
+    """A fetch of 10 jobs (fetch.lua) made on the event loop, as processors' next
+    batches are: through redis.asyncio's client, and through roadie's LoopRedis."""
+
+    from roadie.config import Config
+    from roadie.connection import connect_async
+    from roadie.keys import Keys
+    from roadie.server.asyncloop import new_event_loop
+    from roadie.server.fetch import Fetcher
+    from roadie.server.loopredis import LoopRedis
+
+    config = Config(redis_url=url, redis_url_configured=True)
+    sync = redis.Redis.from_url(url)
+    fetcher = Fetcher(sync, config, Keys(config.namespace), "micro")
+    queue = fetcher.queue_keys[0]
+
+    async def timed(execute: Callable[..., Any]) -> tuple[float, float]:
+        sync.delete(queue, fetcher.inflight)
+        left = 10 * (n + 1)  # and the first fetch's
+        while left > 0:
+            sync.rpush(queue, *[RAW] * min(1000, left))
+            left -= 1000
+        await fetcher.fetch_async(execute, 10)  # connect (and load the script) first
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            if len(await fetcher.fetch_async(execute, 10)) != 10:
+                raise RuntimeError("the queue ran dry")
+        return ((time.perf_counter() - wall0) / n * 1e6, (time.process_time() - cpu0) / n * 1e6)
+
+    async def measure() -> list[Row]:
+        client = await connect_async(config)
+        lean = LoopRedis(client, config.socket_timeout_s)
+        rows: list[Row] = []
+        for label, execute in (("redis.asyncio client", client.execute_command),
+                               ("roadie LoopRedis", lean.execute)):
+            walls, cpus = zip(*[await timed(execute) for _ in range(3)], strict=True)
+            rows.append((f"fetch of 10 jobs on the event loop (uvloop), {label}",
+                         statistics.median(walls), statistics.median(cpus)))
+        await lean.close()
+        await client.aclose()
+        return rows
+
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(measure())
+    finally:
+        loop.close()
+        sync.delete(queue, fetcher.inflight)
+        sync.close()
+
+
 def handoff_rows(n: int) -> list[Row]:
     """A job handed to another thread and its result handed back."""
     to_worker: SimpleQueue[Any] = SimpleQueue()
@@ -213,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     before = load1()
     rows = json_rows(args.n * 5) + logging_rows(args.n) + handoff_rows(args.n)
     with redis_for(args) as (url, _binary):
-        rows += redis_rows(url, args.n)
+        rows += redis_rows(url, args.n) + loop_fetch_rows(url, args.n // 4)
         redis.Redis.from_url(url).delete("micro:h")
     block = render(rows, before, load1())
     print(block)

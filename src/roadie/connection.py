@@ -72,7 +72,9 @@ def _with_failover_errors(base: type[Any]) -> type[Any]:
 
 
 _SYNC_PARSER = _with_failover_errors(redis.connection.DefaultParser)
-_ASYNC_PARSER = _with_failover_errors(redis.asyncio.connection.DefaultParser)
+#: redis-py's async reply parser with ``FAILOVER_ERRORS``; ``server.loopredis`` maps
+#: error replies with its ``parse_error``.
+ASYNC_PARSER = _with_failover_errors(redis.asyncio.connection.DefaultParser)
 
 #: TLS options accepted in the URL's query (``rediss://...?ssl_ca_certs=/path``).
 TLS_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_ca_path",
@@ -358,7 +360,7 @@ async def connect_async(config: Config, **kwargs: Any) -> AsyncRedis:
     Bound to the running event loop, as every ``redis.asyncio`` client is."""
     # Starting an embedded server runs a subprocess: keep it off the event loop.
     url = await asyncio.to_thread(resolve_url, config.redis_url)
-    options = _options(config, AsyncRetry, url, parser=_ASYNC_PARSER)
+    options = _options(config, AsyncRetry, url, parser=ASYNC_PARSER)
     options.update(kwargs)
     if is_sentinel_url(url):
         parsed = parse_sentinel_url(url)

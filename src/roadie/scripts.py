@@ -6,7 +6,7 @@ redis-py's ``Script`` runs EVALSHA and reloads on NOSCRIPT (after a Redis restar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -14,7 +14,7 @@ from typing import Any, cast
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from roadie.connection import AsyncRedis, Redis
+from roadie.connection import Redis
 
 
 @cache
@@ -62,20 +62,22 @@ class Scripts:
 
     async def fetch_async(
         self,
-        client: AsyncRedis,
+        execute: Callable[..., Awaitable[Any]],
         inflight: str,
         queue_keys: Sequence[str],
         count: int = 1,
         acks: Sequence[bytes] = (),
         share: int = 0,
     ) -> list[tuple[str, bytes]]:
-        """``fetch`` through a ``redis.asyncio`` client (the event loop's own)."""
+        """``fetch`` on the event loop; ``execute(*command)`` sends a command there and
+        returns its reply (``server.loopredis``, or a ``redis.asyncio`` client's
+        ``execute_command``)."""
         argv = (1 + len(queue_keys), inflight, *queue_keys, count, share, *acks)
         try:
-            flat = await client.evalsha(self._fetch.sha, *argv)
+            flat = await execute("EVALSHA", self._fetch.sha, *argv)
         except NoScriptError:  # a restarted Redis: load it, once
-            await client.script_load(source("fetch"))
-            flat = await client.evalsha(self._fetch.sha, *argv)
+            await execute("SCRIPT", "LOAD", source("fetch"))
+            flat = await execute("EVALSHA", self._fetch.sha, *argv)
         return self._pairs(queue_keys, flat)
 
     @staticmethod

@@ -10,11 +10,12 @@ janitor of any surviving process returns the list to the queues.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from roadie.config import Config
-from roadie.connection import AsyncRedis, Redis
+from roadie.connection import Redis
 from roadie.keys import Keys
 from roadie.retry import add_dead
 from roadie.scripts import Scripts
@@ -69,12 +70,13 @@ class Fetcher:
         pairs = self.scripts.fetch(self.inflight, order, count, acks=acks, share=share)
         return [UnitOfWork(k, raw) for k, raw in pairs]
 
-    async def fetch_async(self, client: AsyncRedis, count: int = 1, acks: Sequence[bytes] = (),
-                          skip: frozenset[str] = frozenset(),
+    async def fetch_async(self, execute: Callable[..., Awaitable[Any]], count: int = 1,
+                          acks: Sequence[bytes] = (), skip: frozenset[str] = frozenset(),
                           share: int = 0) -> list[UnitOfWork]:
-        """``fetch`` on the event loop, through its ``redis.asyncio`` client."""
+        """``fetch`` on the event loop; ``execute`` sends a command there
+        (``Scripts.fetch_async``)."""
         order = self.order(skip)
-        pairs = await self.scripts.fetch_async(client, self.inflight, order,
+        pairs = await self.scripts.fetch_async(execute, self.inflight, order,
                                                count if order else 0, acks=acks, share=share)
         return [UnitOfWork(k, raw) for k, raw in pairs]
 

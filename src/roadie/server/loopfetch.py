@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from roadie.server.loopredis import LoopRedis
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.state import State
 
@@ -56,6 +57,7 @@ class LoopFetcher:
         self._server: asyncio.Task[None] | None = None
         self._soon: set[asyncio.Task[None]] = set()
         self._warming = False
+        self._redis: LoopRedis | None = None
         #: Round trips made (for tests and benchmarks).
         self.fetches = 0
 
@@ -125,9 +127,21 @@ class LoopFetcher:
                     r.done.set_result(False)
             self._waiting = []
 
-    async def _fetch_for(self, requests: list[_Request]) -> bool:
+    async def _execute(self) -> Callable[..., Awaitable[Any]] | None:
+        """How this loop sends a command to Redis: on its own connection of the
+        loop's client (``LoopRedis``); None when the loop has no client."""
         client = await self.runner().client()
         if client is None:
+            return None
+        if not LoopRedis.usable():
+            return cast(Callable[..., Awaitable[Any]], client.execute_command)
+        if self._redis is None or self._redis.client is not client:
+            self._redis = LoopRedis(client, self.fetcher.config.socket_timeout_s)
+        return self._redis.execute
+
+    async def _fetch_for(self, requests: list[_Request]) -> bool:
+        execute = await self._execute()
+        if execute is None:
             return False
         acks = [(r.processor, r.processor.take_acks()) for r in requests]
         total = sum(r.want for r in requests)
@@ -136,7 +150,7 @@ class LoopFetcher:
         share = max(1, self.concurrency // len(requests))
         try:
             got = await self.fetcher.fetch_async(
-                client, total, acks=[a for _, taken in acks for a in taken],
+                execute, total, acks=[a for _, taken in acks for a in taken],
                 skip=self.state.paused, share=share)
         except BaseException as exc:
             # Removing a job from the in-flight list twice is harmless: try again.
