@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 
 import roadie
+from roadie import dedicated as dedicated_module
 from roadie.client import Client
 from roadie.config import Config
 from roadie.connection import connect
@@ -78,3 +80,53 @@ def test_jobs_redis_client_takes_the_short_path(r: redis.Redis, client: Client) 
     assert isinstance(mine, DedicatedRedis)
     assert mine.hincrby("h", "a", 1) == 1
     assert r.hget("h", "a") == b"1"
+
+
+class Sends:
+    """Stands in for ``dedicated._SEND`` (libc's send, GIL held): counts the writes
+    it is given and sends at most ``limit`` bytes of each (-1: none, as on an error)."""
+
+    def __init__(self, real: Any, limit: int | None = None) -> None:
+        self.real, self.limit, self.calls = real, limit, 0
+
+    def __call__(self, fd: int, data: bytes, size: int, flags: int) -> int:
+        self.calls += 1
+        if self.limit is not None and self.limit < 0:
+            return -1
+        n = size if self.limit is None else min(size, self.limit)
+        return int(self.real(fd, data, n, flags))
+
+
+needs_gil_send = pytest.mark.skipif(dedicated_module._SEND is None,
+                                    reason="no libc send(2) through ctypes here")
+
+
+@needs_gil_send
+def test_short_commands_are_written_holding_the_gil_long_ones_by_redis_py(
+    r: redis.Redis, dedicated: DedicatedRedis, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sends = Sends(dedicated_module._SEND)
+    monkeypatch.setattr(dedicated_module, "_SEND", sends)
+    dedicated.ping()  # connected
+    before = sends.calls
+    assert dedicated.hincrby("h", "a", 3) == 3
+    assert sends.calls == before + 1
+    big = b"x" * (dedicated_module.GIL_SEND_MAX + 1)
+    assert dedicated.set("big", big) is True  # through socket.sendall
+    assert sends.calls == before + 1
+    assert r.get("big") == big
+
+
+@needs_gil_send
+@pytest.mark.parametrize("limit", [7, 0, -1], ids=["partial", "nothing", "error"])
+def test_what_the_gil_write_leaves_is_written_by_redis_py_once(
+    r: redis.Redis, dedicated: DedicatedRedis, monkeypatch: pytest.MonkeyPatch, limit: int,
+) -> None:
+    dedicated.ping()
+    sends = Sends(dedicated_module._SEND, limit)
+    monkeypatch.setattr(dedicated_module, "_SEND", sends)
+    assert dedicated.incr("n") == 1
+    assert dedicated.rpush("l", "a" * 100, "b") == 2
+    assert sends.calls == 2
+    assert r.get("n") == b"1"
+    assert r.lrange("l", 0, -1) == [b"a" * 100, b"b"]
