@@ -82,6 +82,35 @@ def test_started_launcher_runs_pushed_jobs(
     assert events[2:] == ["quiet", "shutdown"]
 
 
+def test_a_start_gate_is_passed_once_with_every_processor_ready_before_any_fetch(
+    r: redis.Redis, config: Config, hooks: Hooks, registry: Registry,
+) -> None:
+    ran: list[int] = []
+
+    class Add(Job, registry=registry, name="Add"):
+        def perform(self, n: int) -> None:
+            ran.append(n)
+
+    Add.perform_bulk([[n] for n in range(6)])
+    launcher = Launcher(config.replace(concurrency=3, timeout_s=5.0), hooks=hooks,
+                        registry=registry)
+    seen: list[tuple[int, int, bool]] = []
+
+    def gate() -> None:  # what a worker of `roadie run -P N` waits in (startgate)
+        seen.append((len(launcher.manager.processors), int(r.llen("queue:default")),
+                     all(p.thread.is_alive() for p in launcher.manager.processors)))
+
+    launcher.start_gate = gate
+    launcher.start()
+    try:
+        wait_until(lambda: len(ran) == 6, message="jobs did not run")
+    finally:
+        launcher.stop()
+    # Called once, when the 3 processors' threads were running and nothing was fetched.
+    assert seen == [(3, 6, True)]
+    assert launcher.start_gate is None
+
+
 def test_stop_pushes_a_job_still_running_back_to_the_front(
     r: redis.Redis, registry: Registry, launch: Callable[..., Launcher],
     release: threading.Event,

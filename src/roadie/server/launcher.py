@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from types import FrameType
 
@@ -114,7 +115,10 @@ class Launcher:
             self.background_stop, hooks=self.hooks, held=self._held,
         )
         self.manager = Manager(config.concurrency, self.state, self._processor,
-                               deal=partial(deal, self.fetcher, state=self.state))
+                               deal=self._deal)
+        #: Called when this process is ready to fetch, before its first fetch: the
+        #: workers of ``roadie run -P N`` wait there for each other (``startgate``).
+        self.start_gate: Callable[[], None] | None = None
         self._os_signals: deque[str] = deque()
         self.quiet_requested = threading.Event()
         self.stop_requested = threading.Event()
@@ -165,6 +169,12 @@ class Launcher:
         return processor
 
     # --- lifecycle -------------------------------------------------------------
+    def _deal(self, processors: list[Processor]) -> int:
+        gate, self.start_gate = self.start_gate, None
+        if gate is not None:
+            gate()
+        return deal(self.fetcher, processors, self.state)
+
     def check_redis(self) -> None:
         """Fail fast, with one clear line, when Redis is missing or too old."""
         try:
@@ -200,11 +210,13 @@ class Launcher:
             # Connect the loop's client now: made on the first fetch, it stalled
             # every async job for a few ms.
             self._async_runner().warm()
-        self.manager.start()
+        # The background threads start first: their first steps do not run while
+        # the first jobs do.
         self.heartbeat.start()
         self.poller.start()
         self.periodic.start()
         self.janitor.start()
+        self.manager.start()
         log.info(
             "roadie %s started: %d processors, queues %s, Redis %s",
             self.identity, self.config.concurrency,

@@ -36,6 +36,7 @@ import redis as redis_lib
 from roadie.config import Config
 from roadie.connection import MIN_REDIS_VERSION, connect, redact, resolve_url, server_version
 from roadie.errors import ConfigError, RedisUnavailable, RoadieError
+from roadie.server.startgate import StartGate
 
 log = logging.getLogger("roadie")
 
@@ -142,6 +143,8 @@ class Swarm:
         self.failed = False
         self.next_memory_check = 0.0
         self._wakeup: tuple[int, int] | None = None
+        #: While the initial workers are forked: they start their jobs together.
+        self._gate: StartGate | None = None
 
     # --- the supervisor's loop ---------------------------------------------------
     def run(self) -> int:
@@ -169,8 +172,15 @@ class Swarm:
             limit = f", memory limit {self.max_memory_mb} MB each" if self.max_memory_mb else ""
             log.info("supervisor pid %d: starting %d worker processes%s",
                      self.pid, self.count, limit)
-            for w in self.workers:
-                self._spawn(w)
+            self._gate = StartGate() if self.count > 1 else None
+            try:
+                for w in self.workers:
+                    self._spawn(w)
+            finally:
+                gate, self._gate = self._gate, None
+                if gate is not None:
+                    assert self._wakeup is not None
+                    gate.release(sum(1 for w in self.workers if w.pid), self._wakeup[0])
             self.next_memory_check = time.monotonic() + MEMORY_CHECK_S
             while True:
                 self._wait(self._timeout())
@@ -389,7 +399,10 @@ class Swarm:
     def _worker_main(self, index: int) -> NoReturn:
         """The forked worker: a normal roadie process. Never returns to the supervisor."""
         code = 1
+        gate = self._gate
         try:
+            if gate is not None:
+                gate.worker_side()
             if self._wakeup is not None:
                 signal.set_wakeup_fd(-1)
                 for fd in self._wakeup:
@@ -406,6 +419,8 @@ class Swarm:
             if client_mod._default_client is None:
                 client_mod.configure(cfg)
             launcher = Launcher(cfg)
+            if gate is not None:
+                launcher.start_gate = gate.wait_for_go
             launcher.install_signal_handlers()
             # A signal sent since the fork is delivered now, to the launcher's handler.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, set(HANDLED))
