@@ -21,7 +21,7 @@ def _gil_send() -> Callable[[int, bytes, int, int], int] | None:
     waiting for it (ten processors running one-call jobs), one of them takes it
     and the writer waits to get it back: a hand-off per command that costs more
     than the few µs a short non-blocking write takes (one-call jobs at ``-c 10``:
-    about 25 µs of CPU less per job, 15-25 % more jobs per second;
+    20-45 µs of CPU less per job, 20-30 % more jobs per second;
     ``docs/performance.md``). None where libc or ``MSG_DONTWAIT`` is not there.
     """
     if not hasattr(socket, "MSG_DONTWAIT"):

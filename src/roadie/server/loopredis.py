@@ -1,15 +1,15 @@
 """The event loop's short path to Redis, for its fetches (``loopfetch``).
 
-A fetch through ``redis.asyncio``'s client cost the loop about 150 µs of CPU
+A fetch through ``redis.asyncio``'s client cost the loop about 150-250 µs of CPU
 (connection pool lock, retry wrapper, timeout context, its parser's stream reads);
 the loop pays that while the async jobs it runs wait for it. ``LoopRedis`` takes
 one connection of the loop's client, made and set up by redis-py (TLS, AUTH,
 SELECT, Sentinel), for itself, writes each command on it and feeds what comes back
-to a ``hiredis`` reader of its own: about 65 µs (``benchmarks/micro.py``, "loop
-fetch"). It is used by one fetch at a time (``LoopFetcher`` serializes them), so a
-reply always belongs to the command just written. Any trouble (a timeout, a broken
-connection, a cancellation) closes the connection; the next command opens it
-again, as redis-py would.
+to a ``hiredis`` reader of its own: about 80 µs less per fetch
+(``benchmarks/micro.py``, "fetch of 10 jobs on the event loop"). It is used by one
+fetch at a time (``LoopFetcher`` serializes them), so a reply always belongs to the
+command just written. Any trouble (a timeout, a broken connection, a cancellation)
+closes the connection; the next command opens it again, as redis-py would.
 """
 
 from __future__ import annotations
