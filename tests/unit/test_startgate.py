@@ -39,6 +39,23 @@ def went(results: int, timeout: float) -> bytes:
     return os.read(results, 64) if readable else b""
 
 
+def ready_worker(gate: StartGate, results: int) -> Callable[[], None]:
+    """A worker that gets ready at once, then writes b"a" to ``results`` on go."""
+    def body() -> None:
+        gate.worker_side()
+        gate.wait_for_go(timeout=30)
+        os.write(results, b"a")
+    return body
+
+
+def stuck_worker(gate: StartGate, hold: int) -> Callable[[], None]:
+    """A worker that never gets ready (it waits on ``hold`` until the test ends)."""
+    def body() -> None:
+        gate.worker_side()
+        os.read(hold, 1)
+    return body
+
+
 def test_no_worker_goes_before_all_are_ready_then_all_go() -> None:
     gate = StartGate()
     results_r, results_w = os.pipe()
@@ -78,16 +95,7 @@ def test_a_worker_that_never_gets_ready_holds_the_others_back_only_so_long() -> 
     results_r, results_w = os.pipe()
     hold_r, hold_w = os.pipe()
 
-    def ready() -> None:
-        gate.worker_side()
-        gate.wait_for_go(timeout=30)
-        os.write(results_w, b"a")
-
-    def stuck() -> None:
-        gate.worker_side()
-        os.read(hold_r, 1)  # until the test ends
-
-    pids = [fork(ready), fork(stuck)]
+    pids = [fork(ready_worker(gate, results_w)), fork(stuck_worker(gate, hold_r))]
     try:
         t0 = time.monotonic()
         assert gate.release(2, timeout=0.3) == 1
@@ -104,16 +112,7 @@ def test_a_signal_lets_the_ready_workers_go_at_once() -> None:
     wake_r, wake_w = os.pipe()
     hold_r, hold_w = os.pipe()
 
-    def ready() -> None:
-        gate.worker_side()
-        gate.wait_for_go(timeout=30)
-        os.write(results_w, b"a")
-
-    def stuck() -> None:
-        gate.worker_side()
-        os.read(hold_r, 1)
-
-    pids = [fork(ready), fork(stuck)]
+    pids = [fork(ready_worker(gate, results_w)), fork(stuck_worker(gate, hold_r))]
     try:
         os.write(wake_w, b"\x0f")  # what signal.set_wakeup_fd writes on SIGTERM
         t0 = time.monotonic()

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 import redis
 
 from roadie.connection import ASYNC_PARSER
-
-log = logging.getLogger("roadie")
 
 try:
     import hiredis
