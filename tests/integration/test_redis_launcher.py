@@ -281,3 +281,41 @@ def test_os_signal_arriving_inside_event_wait_does_not_deadlock(config: Config) 
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
+
+
+def test_processors_that_run_dry_park_while_a_sibling_runs_a_long_job(
+    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher]
+) -> None:
+    release = threading.Event()
+    ran: list[int] = []
+
+    class Long(Job, registry=registry, name="Long"):
+        def perform(self) -> None:
+            release.wait(10.0)
+
+    class Quick(Job, registry=registry, name="Quick"):
+        def perform(self, n: int) -> None:
+            ran.append(n)
+
+    launcher = launch(concurrency=3)
+    idle = launcher.idle
+    wait_until(lambda: idle.watchers == 3, message="idle processors are not on Redis")
+    try:
+        Long.perform_async()
+        wait_until(lambda: idle.watchers == 2, message="the long job did not start")
+        Quick.perform_async(1)
+        # The one that ran it found the queue dry: it waits in the process while
+        # the third waits on Redis, instead of a fetch and a blocking wait of its own.
+        wait_until(lambda: idle.parked == 1 and idle.watchers == 1,
+                   message="the processor that ran dry did not park")
+        for n in range(2, 5):  # jobs still start at once, and all of them run
+            Quick.perform_async(n)
+        wait_until(lambda: sorted(ran) == [1, 2, 3, 4], message="quick jobs did not run")
+    finally:
+        release.set()
+    # All idle: every processor waits on Redis for its queue, as before.
+    wait_until(lambda: idle.watchers == 3 and idle.parked == 0,
+               message="the processors did not all go back to Redis")
+    launcher.stop()
+    assert r.get("stat:processed") == b"5"
+    assert r.exists("queue:default", f"roadie:inflight:{launcher.identity}") == 0

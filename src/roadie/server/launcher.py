@@ -41,6 +41,7 @@ from roadie.registry import Registry, default_registry
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.heartbeat import Heartbeat
+from roadie.server.idle import IdleLanes
 from roadie.server.janitor import Janitor
 from roadie.server.loopfetch import LoopFetcher
 from roadie.server.manager import Manager
@@ -90,6 +91,7 @@ class Launcher:
             blocking=True,
         )
         self.fetcher = Fetcher(self.redis, config, self.keys, self.state.identity)
+        self.idle = IdleLanes(config.concurrency)
         self.background_stop = threading.Event()
         self._async: AsyncRunner | None = None
         self._loop_fetcher: LoopFetcher | None = None
@@ -165,6 +167,7 @@ class Launcher:
         )
         processor.owns_connection = True
         processor.loop_fetch = self._loop_fetch()
+        processor.idle = self.idle
         processor.lends_connection = self.lend
         return processor
 
@@ -228,6 +231,7 @@ class Launcher:
             return
         log.info("quieting: no new jobs will be fetched")
         self.state.quiet.set()
+        self.idle.wake_all()
         self.background_stop.set()
         self.hooks.fire("quiet")
 

@@ -22,6 +22,7 @@ from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.asyncloop import AsyncRunner, Pending, wake_up
 from roadie.server.fetch import Fetcher, UnitOfWork
+from roadie.server.idle import IdleLanes
 from roadie.server.loopfetch import LoopFetcher, deal_out
 from roadie.server.outage import TRANSIENT, Backoff, Outage
 from roadie.server.runner import Failed, JobRunner
@@ -149,6 +150,9 @@ class Processor(JobRunner):
         #: Set when the loop's fetch for this thread's next batch is over (none pending).
         self._refilled = threading.Event()
         self._refilled.set()
+        #: Where this processor waits when the queues run dry while its siblings
+        #: still run jobs (the launcher's, shared); None: it goes to Redis at once.
+        self.idle: IdleLanes | None = None
         #: Released by the loop when it starts the last job of this processor's
         #: batch: the thread then fetches the next one (``_on_loop``).
         self._wake = threading.Lock()
@@ -443,6 +447,8 @@ class Processor(JobRunner):
             stolen = self._steal()
             if stolen is not None:
                 return stolen
+            if self._park() and self.state.quiet.is_set():
+                return None
         got = self._fetch()
         if got:
             self.batch.extend(got[1:])
@@ -457,10 +463,25 @@ class Processor(JobRunner):
             if self._rotate:
                 self._turn += 1
             return None
-        uow = self.fetcher.fetch_blocking(key, self._block_timeout)
+        idle = self.idle
+        if idle is None:
+            uow = self.fetcher.fetch_blocking(key, self._block_timeout)
+        else:
+            with idle.watching(key):
+                uow = self.fetcher.fetch_blocking(key, self._block_timeout)
+            if uow is not None:
+                idle.found()
         if uow is None and self._rotate:
             self._turn += 1
         return uow
+
+    def _park(self) -> bool:
+        """The queues ran dry: wait in the process while siblings still run jobs
+        and another processor waits on Redis for this one's queue (``idle.py``)."""
+        if self.idle is None:
+            return False
+        key = self._block_keys[self._turn % len(self._block_keys)]
+        return self.idle.park(key, self.state.quiet, self._block_timeout)
 
     def _fetch(self) -> list[UnitOfWork]:
         """Up to ``batch_size()`` jobs, without blocking; this processor's pending

@@ -1,0 +1,121 @@
+"""``roadie.server.idle.IdleLanes``: where processors wait when the queues run dry
+while their siblings still run jobs, with real threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from helpers import wait_until
+
+from roadie.server.idle import IdleLanes
+
+LONG = 30.0  # a park limit no test reaches unless it means to
+
+
+@contextmanager
+def watcher(lanes: IdleLanes, key: str = "q") -> Iterator[threading.Event]:
+    """A thread waiting on Redis for ``key`` until the event is set."""
+    done = threading.Event()
+    entered = threading.Event()
+
+    def run() -> None:
+        with lanes.watching(key):
+            entered.set()
+            done.wait(LONG)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert entered.wait(5.0)
+    try:
+        yield done
+    finally:
+        done.set()
+        thread.join(5.0)
+
+
+def parker(lanes: IdleLanes, quiet: threading.Event, key: str = "q",
+           limit_s: float = LONG) -> tuple[threading.Thread, list[bool]]:
+    """A thread parking on ``key``; its result lands in the list."""
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(lanes.park(key, quiet, limit_s)),
+                              daemon=True)
+    thread.start()
+    return thread, got
+
+
+def parked(lanes: IdleLanes, n: int) -> Callable[[], bool]:
+    return lambda: lanes.parked == n
+
+
+def test_the_first_to_run_dry_goes_to_redis_at_once() -> None:
+    lanes = IdleLanes(3)
+    quiet = threading.Event()
+    assert lanes.park("q", quiet, LONG) is False  # nobody waits on Redis for "q" yet
+    with watcher(lanes, "other"):  # a watcher of another queue does not count
+        assert lanes.park("q", quiet, LONG) is False
+    assert lanes.parked == 0
+
+
+def test_a_parked_processor_fetches_once_the_watcher_gets_a_job() -> None:
+    lanes = IdleLanes(4)  # 1 watching, 1 parked, 2 still running jobs
+    quiet = threading.Event()
+    with watcher(lanes):
+        thread, got = parker(lanes, quiet)
+        wait_until(parked(lanes, 1), message="the processor did not park")
+        assert thread.is_alive()
+        lanes.found()
+        thread.join(5.0)
+    assert got == [True]
+    assert lanes.parked == 0
+
+
+def test_the_last_busy_processor_releases_the_parked_ones() -> None:
+    lanes = IdleLanes(3)
+    quiet = threading.Event()
+    with watcher(lanes):
+        thread, got = parker(lanes, quiet)
+        wait_until(parked(lanes, 1), message="the processor did not park")
+        # The third and last runs dry: every processor is idle, so all go to Redis.
+        assert lanes.park("q", quiet, LONG) is False
+        thread.join(5.0)
+    assert got == [True]
+
+
+def test_a_processor_turning_to_redis_can_leave_all_idle() -> None:
+    lanes = IdleLanes(3)
+    quiet = threading.Event()
+    with watcher(lanes):
+        thread, got = parker(lanes, quiet)
+        wait_until(parked(lanes, 1), message="the processor did not park")
+        with lanes.watching("other"):  # the third waits on Redis for its own queue
+            thread.join(5.0)
+            assert lanes.watchers == 2
+    assert got == [True]
+    assert lanes.watchers == 0
+
+
+def test_a_park_ends_after_its_limit() -> None:
+    lanes = IdleLanes(3)
+    quiet = threading.Event()
+    with watcher(lanes):
+        t0 = time.monotonic()
+        assert lanes.park("q", quiet, 0.05) is True
+        assert time.monotonic() - t0 >= 0.05
+
+
+def test_quiet_wakes_every_parked_processor_and_none_parks_after() -> None:
+    lanes = IdleLanes(5)
+    quiet = threading.Event()
+    with watcher(lanes):
+        threads = [parker(lanes, quiet) for _ in range(2)]
+        wait_until(parked(lanes, 2), message="the processors did not park")
+        quiet.set()
+        lanes.wake_all()
+        for thread, got in threads:
+            thread.join(5.0)
+            assert got == [True]
+        assert lanes.park("q", quiet, LONG) is False
+    assert lanes.parked == 0
