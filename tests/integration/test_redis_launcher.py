@@ -283,19 +283,30 @@ def test_os_signal_arriving_inside_event_wait_does_not_deadlock(config: Config) 
             signal.signal(s, h)
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
 def test_processors_that_run_dry_park_while_a_sibling_runs_a_long_job(
-    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher]
+    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher], kind: str
 ) -> None:
     release = threading.Event()
     ran: list[int] = []
 
-    class Long(Job, registry=registry, name="Long"):
-        def perform(self) -> None:
-            release.wait(10.0)
+    if kind == "sync":
+        class Long(Job, registry=registry, name="Long"):
+            def perform(self) -> None:
+                release.wait(10.0)
 
-    class Quick(Job, registry=registry, name="Quick"):
-        def perform(self, n: int) -> None:
-            ran.append(n)
+        class Quick(Job, registry=registry, name="Quick"):
+            def perform(self, n: int) -> None:
+                ran.append(n)
+    else:
+        class Long(Job, registry=registry, name="Long"):  # type: ignore[no-redef]
+            async def perform(self) -> None:  # the job's own wait: it polls its flag
+                while not release.is_set():
+                    await asyncio.sleep(0.01)
+
+        class Quick(Job, registry=registry, name="Quick"):  # type: ignore[no-redef]
+            async def perform(self, n: int) -> None:
+                ran.append(n)
 
     launcher = launch(concurrency=3)
     idle = launcher.idle
@@ -308,6 +319,9 @@ def test_processors_that_run_dry_park_while_a_sibling_runs_a_long_job(
         # the third waits on Redis, instead of a fetch and a blocking wait of its own.
         wait_until(lambda: idle.parked == 1 and idle.watchers == 1,
                    message="the processor that ran dry did not park")
+        # An async job's lane parks on the loop: its thread is not woken for it.
+        parked_on_loop = [p for p in launcher.manager.processors if p._parked_on_loop]
+        assert len(parked_on_loop) == (1 if kind == "async" else 0)
         for n in range(2, 5):  # jobs still start at once, and all of them run
             Quick.perform_async(n)
         wait_until(lambda: sorted(ran) == [1, 2, 3, 4], message="quick jobs did not run")

@@ -3,6 +3,8 @@ while their siblings still run jobs, with real threads."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -118,4 +120,55 @@ def test_quiet_wakes_every_parked_processor_and_none_parks_after() -> None:
             thread.join(5.0)
             assert got == [True]
         assert lanes.park("q", quiet, LONG) is False
+    assert lanes.parked == 0
+
+
+def test_a_lane_parks_on_its_event_loop_until_released() -> None:
+    lanes = IdleLanes(4)
+    quiet = threading.Event()
+
+    async def lane() -> tuple[int, int]:
+        future = lanes.park_on_loop("q", quiet)
+        assert future is not None
+        parked_then = lanes.parked
+        # Released from another thread (a watcher that got a job).
+        threading.Thread(target=lanes.found).start()
+        await asyncio.wait_for(future, 5.0)
+        lanes.unpark(future)
+        return parked_then, lanes.parked
+
+    with watcher(lanes):
+        assert asyncio.run(lane()) == (1, 0)
+        assert lanes.park("q", quiet, 0.01) is True  # the thread-side count is right too
+
+
+def test_a_lane_parked_on_the_loop_is_counted_until_unparked_after_its_limit() -> None:
+    lanes = IdleLanes(4)
+    quiet = threading.Event()
+
+    async def lane() -> list[int]:
+        seen = []
+        future = lanes.park_on_loop("q", quiet)
+        assert future is not None
+        seen.append(lanes.parked)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(future, 0.02)
+        lanes.unpark(future)
+        seen.append(lanes.parked)
+        return seen
+
+    with watcher(lanes):
+        assert asyncio.run(lane()) == [1, 0]
+
+
+def test_no_lane_parks_on_the_loop_without_a_watcher_or_when_it_is_the_last() -> None:
+    lanes = IdleLanes(2)
+    quiet = threading.Event()
+
+    async def lane() -> object:
+        return lanes.park_on_loop("q", quiet)
+
+    assert asyncio.run(lane()) is None  # nobody waits on Redis for "q"
+    with watcher(lanes):
+        assert asyncio.run(lane()) is None  # 1 watching + this one: all idle
     assert lanes.parked == 0

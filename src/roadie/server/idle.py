@@ -20,6 +20,7 @@ idle queue starts as soon as before.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ class IdleLanes:
         self._watchers = 0
         #: Bumped to release every parked processor.
         self._epoch = 0
+        #: Lanes parked on an event loop (``park_on_loop``), with their loop.
+        self._futures: dict[asyncio.Future[None], asyncio.AbstractEventLoop] = {}
 
     def park(self, key: str, quiet: threading.Event, limit_s: float) -> bool:
         """Wait while siblings still run jobs and another processor waits on Redis
@@ -55,6 +58,28 @@ class IdleLanes:
             finally:
                 self._parked -= 1
             return True
+
+    def park_on_loop(self, key: str, quiet: threading.Event) -> asyncio.Future[None] | None:
+        """``park`` for a stretch of async jobs on the event loop, whose thread then
+        stays asleep: a future to await (at most ``limit_s``, then ``unpark`` it), or
+        None if it should not wait."""
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            if quiet.is_set() or not self._watching[key]:
+                return None
+            if self._parked + 1 + self._watchers >= self._lanes:
+                self._release()
+                return None
+            future: asyncio.Future[None] = loop.create_future()
+            self._futures[future] = loop
+            self._parked += 1
+            return future
+
+    def unpark(self, future: asyncio.Future[None]) -> None:
+        """After awaiting ``park_on_loop``'s future, whatever came of it."""
+        with self._cond:
+            if self._futures.pop(future, None) is not None:
+                self._parked -= 1
 
     @contextmanager
     def watching(self, key: str) -> Iterator[None]:
@@ -85,6 +110,10 @@ class IdleLanes:
     def _release(self) -> None:
         self._epoch += 1
         self._cond.notify_all()
+        for future, loop in self._futures.items():
+            loop.call_soon_threadsafe(_wake, future)
+        self._parked -= len(self._futures)
+        self._futures.clear()
 
     @property
     def parked(self) -> int:
@@ -97,3 +126,8 @@ class IdleLanes:
         """Processors waiting on Redis now."""
         with self._cond:
             return self._watchers
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -153,6 +153,7 @@ class Processor(JobRunner):
         #: Where this processor waits when the queues run dry while its siblings
         #: still run jobs (the launcher's, shared); None: it goes to Redis at once.
         self.idle: IdleLanes | None = None
+        self._parked_on_loop = False
         #: Released by the loop when it starts the last job of this processor's
         #: batch: the thread then fetches the next one (``_on_loop``).
         self._wake = threading.Lock()
@@ -362,6 +363,8 @@ class Processor(JobRunner):
                     # batch rather than leave it to wait behind that sibling's job.
                     stolen = self._steal() if self._draining else None
                     if stolen is None:
+                        self.current = None
+                        await self._park_on_loop()
                         return None
                     uow = stolen
                 self.current = uow
@@ -374,6 +377,25 @@ class Processor(JobRunner):
             # Jobs a fetch took are in the batch before the thread goes on.
             if refill is not None and not refill.done():
                 await refill
+
+    async def _park_on_loop(self) -> None:
+        """``_park`` without waking this processor's thread: at the end of a drain,
+        100 threads waking as their stretches ran dry delayed the async jobs still
+        running on the loop. The thread then fetches without parking again."""
+        idle = self.idle
+        if idle is None:
+            return
+        key = self._block_keys[self._turn % len(self._block_keys)]
+        future = idle.park_on_loop(key, self.state.quiet)
+        if future is None:
+            return
+        self._parked_on_loop = True
+        try:
+            await asyncio.wait_for(future, self._block_timeout)
+        except TimeoutError:
+            pass
+        finally:
+            idle.unpark(future)
 
     def _rescue(self) -> None:
         """After a crash: the job that crashed this processor goes to the dead set as
@@ -447,7 +469,9 @@ class Processor(JobRunner):
             stolen = self._steal()
             if stolen is not None:
                 return stolen
-            if self._park() and self.state.quiet.is_set():
+            if self._parked_on_loop:
+                self._parked_on_loop = False  # parked already, while its jobs ended
+            elif self._park() and self.state.quiet.is_set():
                 return None
         got = self._fetch()
         if got:
