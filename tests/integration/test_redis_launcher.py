@@ -18,7 +18,7 @@ from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.launcher import Launcher
-from roadie.server.processor import LOOP_WAIT_SLICE_S
+from roadie.server.stretch import LOOP_WAIT_SLICE_S
 
 #: Every test pushes through the test's Redis (the ``client`` fixture, conftest.py).
 pytestmark = pytest.mark.usefixtures("client")

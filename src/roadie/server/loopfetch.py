@@ -1,7 +1,7 @@
 """Fetching on the event loop, for processors whose jobs are async or long.
 
-A processor running async jobs hands its batch to the loop (``Processor._stretch``);
-one running sync jobs of ``PREFETCH_MIN_S`` or more asks the loop from its thread
+A processor running async jobs hands its batch to the loop (``stretch.py``); one
+running sync jobs of ``PREFETCH_MIN_S`` or more asks the loop from its thread
 (``Processor._refill_soon``). Either way, when the last job but one of the batch
 starts, the next batch is fetched here, on the loop, on its own connection
 (``loopredis``), so that no processor thread makes that round trip between
@@ -30,14 +30,14 @@ from roadie.server.state import State
 if TYPE_CHECKING:
     from roadie.server.asyncloop import AsyncRunner
     from roadie.server.fetch import Fetcher
-    from roadie.server.processor import Processor
+    from roadie.server.stretch import LoopLane
 
 log = logging.getLogger("roadie")
 
 
 @dataclass(slots=True)
 class _Request:
-    processor: Processor
+    processor: LoopLane
     want: int
     done: asyncio.Future[bool]
 
@@ -61,7 +61,7 @@ class LoopFetcher:
         #: Round trips made (for tests and benchmarks).
         self.fetches = 0
 
-    async def refill(self, processor: Processor, want: int) -> bool:
+    async def refill(self, processor: LoopLane, want: int) -> bool:
         """Fetch up to ``want`` jobs into ``processor.batch``, together with any other
         processor asking meanwhile. False if it could not be done here (no client,
         Redis away): the processor's thread fetches, and reports, itself."""
@@ -82,7 +82,7 @@ class LoopFetcher:
             runner = self.runner()
             self._spawn(runner, runner.connected)
 
-    def refill_soon(self, processor: Processor, want: int, done: threading.Event) -> None:
+    def refill_soon(self, processor: LoopLane, want: int, done: threading.Event) -> None:
         """From a processor thread about to run the last job but one of its batch (a
         sync job): fetch its next batch on the loop while its jobs run, so that the
         thread finds it waiting instead of making a round trip between two jobs.
@@ -104,7 +104,7 @@ class LoopFetcher:
 
         runner.loop.call_soon_threadsafe(start)
 
-    async def _refill_then(self, processor: Processor, want: int,
+    async def _refill_then(self, processor: LoopLane, want: int,
                            done: threading.Event) -> None:
         try:
             if not processor.abandoned and not self.state.quiet.is_set():
@@ -170,7 +170,7 @@ class LoopFetcher:
         return True
 
 
-def deal_out(jobs: list[Any], takers: list[tuple[Processor, int]]) -> None:
+def deal_out(jobs: list[Any], takers: list[tuple[LoopLane, int]]) -> None:
     """Append ``jobs`` (oldest first) to the takers' batches in turn, each up to the
     number it wants; a taker that gets fewer is marked as draining."""
     given = [0] * len(takers)
