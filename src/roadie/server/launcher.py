@@ -39,7 +39,7 @@ from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.registry import Registry, default_registry
 from roadie.server.asyncloop import AsyncRunner
-from roadie.server.fetch import Fetcher, UnitOfWork
+from roadie.server.fetch import Fetcher, UnitOfWork, fetch_order
 from roadie.server.heartbeat import Heartbeat
 from roadie.server.idle import IdleLanes
 from roadie.server.janitor import Janitor
@@ -246,7 +246,7 @@ class Launcher:
             busy = self.manager.busy()
             uows: list[UnitOfWork] = []
             unstarted: list[UnitOfWork] = []
-            acks: list[bytes] = []
+            acks: list[list[bytes]] = []
             for p in busy:
                 p.abandoned = True
                 # Jobs fetched with the running one and not started go back too,
@@ -255,10 +255,10 @@ class Launcher:
                 if p.current is not None:
                     uows.append(p.current)
                 # Its earlier successes, not acknowledged yet: it writes nothing now.
-                acks.extend(p.take_acks())
+                acks.append(p.take_acks())
             self.hard_stopped = True
             try:
-                self.fetcher.ack_many(acks)
+                self.fetcher.ack_many(fetch_order(acks))
                 self.fetcher.requeue(unstarted)
                 self.requeued = self.fetcher.requeue(uows)
                 for _ in range(self.requeued):
@@ -291,7 +291,7 @@ class Launcher:
         taken = [(p, acks) for p in self.manager.processors if (acks := p.take_acks(older_than))]
         if not taken:
             return 0
-        every = [raw for _, acks in taken for raw in acks]
+        every = fetch_order(acks for _, acks in taken)
         try:
             self.fetcher.ack_many(every)  # one round trip for all the processors
         except TRANSIENT:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from roadie.server.fetch import fetch_order
 from roadie.server.loopredis import LoopRedis
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.state import State
@@ -150,7 +151,7 @@ class LoopFetcher:
         share = max(1, self.concurrency // len(requests))
         try:
             got = await self.fetcher.fetch_async(
-                execute, total, acks=[a for _, taken in acks for a in taken],
+                execute, total, acks=fetch_order(taken for _, taken in acks),
                 skip=self.state.paused, share=share)
         except BaseException as exc:
             # Removing a job from the in-flight list twice is harmless: try again.
