@@ -41,7 +41,7 @@ def client() -> redis.Redis:
     return _client
 
 
-SPANS = spanlog.SpanLog(client)  # I/O spans, written in batches
+SPANS = spanlog.SpanLog()  # I/O spans, written in batches
 
 
 class Noop(roadie.Job, name="bench.Noop"):

@@ -16,14 +16,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import redis
 import spanlog
 from arq.connections import RedisSettings
 
 MAX_JOBS = int(os.environ.get("BENCH_ARQ_MAX_JOBS", "10"))
 #: io/aio: "start end" per job, written by a thread with one RPUSH every 20 ms.
-R = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
-SPANS = spanlog.SpanLog(lambda: R)
+SPANS = spanlog.SpanLog()
 
 
 async def noop(ctx: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ broker = RedisBroker(url=URL)
 broker.add_middleware(AsyncIO())
 dramatiq.set_broker(broker)
 R = redis.Redis.from_url(URL)
-SPANS = spanlog.SpanLog(lambda: R)  # io/aio: "start end" per job, one RPUSH every 20 ms
+SPANS = spanlog.SpanLog()  # io/aio: "start end" per job, one RPUSH every 20 ms
 QUEUES = ("default", "a", "b", "c")
 
 

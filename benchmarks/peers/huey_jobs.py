@@ -24,7 +24,7 @@ def client() -> redis.Redis:
     return _client
 
 
-SPANS = spanlog.SpanLog(client)  # io: "start end" per job, one RPUSH every 20 ms
+SPANS = spanlog.SpanLog()  # io: "start end" per job, one RPUSH every 20 ms
 
 
 @huey.task()

@@ -13,7 +13,7 @@ import redis
 import spanlog
 
 R = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])  # set by peerkit.env_for
-SPANS = spanlog.SpanLog(lambda: R)  # io: "start end" per job, one RPUSH every 20 ms
+SPANS = spanlog.SpanLog()  # io: "start end" per job, one RPUSH every 20 ms
 
 
 def noop() -> None:
