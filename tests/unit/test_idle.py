@@ -172,3 +172,18 @@ def test_no_lane_parks_on_the_loop_without_a_watcher_or_when_it_is_the_last() ->
     with watcher(lanes):
         assert asyncio.run(lane()) is None  # 1 watching + this one: all idle
     assert lanes.parked == 0
+
+
+def test_releasing_a_lane_whose_loop_has_closed_is_harmless() -> None:
+    lanes = IdleLanes(4)
+    quiet = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def park() -> object:
+        return lanes.park_on_loop("q", quiet)
+
+    with watcher(lanes):
+        assert loop.run_until_complete(park()) is not None  # never unparked
+        loop.close()
+        lanes.wake_all()  # would call into the closed loop
+    assert lanes.parked == 0

@@ -24,7 +24,7 @@ import asyncio
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 
 class IdleLanes:
@@ -111,7 +111,8 @@ class IdleLanes:
         self._epoch += 1
         self._cond.notify_all()
         for future, loop in self._futures.items():
-            loop.call_soon_threadsafe(_wake, future)
+            with suppress(RuntimeError):  # its loop is closed: nobody awaits it
+                loop.call_soon_threadsafe(_wake, future)
         self._parked -= len(self._futures)
         self._futures.clear()
 
