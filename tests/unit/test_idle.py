@@ -52,6 +52,13 @@ def parked(lanes: IdleLanes, n: int) -> Callable[[], bool]:
     return lambda: lanes.parked == n
 
 
+def parked_one(lanes: IdleLanes, quiet: threading.Event) -> tuple[threading.Thread, list[bool]]:
+    """A thread that parks on "q" (while a watcher waits on it), once it has parked."""
+    thread, got = parker(lanes, quiet)
+    wait_until(parked(lanes, 1), message="the processor did not park")
+    return thread, got
+
+
 def test_the_first_to_run_dry_goes_to_redis_at_once() -> None:
     lanes = IdleLanes(3)
     quiet = threading.Event()
@@ -65,8 +72,7 @@ def test_a_parked_processor_fetches_once_the_watcher_gets_a_job() -> None:
     lanes = IdleLanes(4)  # 1 watching, 1 parked, 2 still running jobs
     quiet = threading.Event()
     with watcher(lanes):
-        thread, got = parker(lanes, quiet)
-        wait_until(parked(lanes, 1), message="the processor did not park")
+        thread, got = parked_one(lanes, quiet)
         assert thread.is_alive()
         lanes.found()
         thread.join(5.0)
@@ -78,8 +84,7 @@ def test_the_last_busy_processor_releases_the_parked_ones() -> None:
     lanes = IdleLanes(3)
     quiet = threading.Event()
     with watcher(lanes):
-        thread, got = parker(lanes, quiet)
-        wait_until(parked(lanes, 1), message="the processor did not park")
+        thread, got = parked_one(lanes, quiet)
         # The third and last runs dry: every processor is idle, so all go to Redis.
         assert lanes.park("q", quiet, LONG) is False
         thread.join(5.0)
@@ -90,8 +95,7 @@ def test_a_processor_turning_to_redis_can_leave_all_idle() -> None:
     lanes = IdleLanes(3)
     quiet = threading.Event()
     with watcher(lanes):
-        thread, got = parker(lanes, quiet)
-        wait_until(parked(lanes, 1), message="the processor did not park")
+        thread, got = parked_one(lanes, quiet)
         with lanes.watching("other"):  # the third waits on Redis for its own queue
             thread.join(5.0)
             assert lanes.watchers == 2

@@ -46,10 +46,7 @@ class IdleLanes:
         """Wait while siblings still run jobs and another processor waits on Redis
         for ``key``. Returns True if this processor waited."""
         with self._cond:
-            if quiet.is_set() or not self._watching[key]:
-                return False
-            if self._parked + 1 + self._watchers >= self._lanes:
-                self._release()  # this was the last busy processor
+            if not self._may_park(key, quiet):
                 return False
             epoch = self._epoch
             self._parked += 1
@@ -61,19 +58,25 @@ class IdleLanes:
 
     def park_on_loop(self, key: str, quiet: threading.Event) -> asyncio.Future[None] | None:
         """``park`` for a stretch of async jobs on the event loop, whose thread then
-        stays asleep: a future to await (at most ``limit_s``, then ``unpark`` it), or
+        stays asleep: a future to await (with a time limit, then ``unpark`` it), or
         None if it should not wait."""
         loop = asyncio.get_running_loop()
         with self._cond:
-            if quiet.is_set() or not self._watching[key]:
-                return None
-            if self._parked + 1 + self._watchers >= self._lanes:
-                self._release()
+            if not self._may_park(key, quiet):
                 return None
             future: asyncio.Future[None] = loop.create_future()
             self._futures[future] = loop
             self._parked += 1
             return future
+
+    def _may_park(self, key: str, quiet: threading.Event) -> bool:
+        """Under the lock: whether a processor that ran dry on ``key`` waits here."""
+        if quiet.is_set() or not self._watching[key]:
+            return False
+        if self._parked + 1 + self._watchers >= self._lanes:
+            self._release()  # this was the last busy processor: all go to Redis
+            return False
+        return True
 
     def unpark(self, future: asyncio.Future[None]) -> None:
         """After awaiting ``park_on_loop``'s future, whatever came of it."""

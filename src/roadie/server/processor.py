@@ -288,7 +288,7 @@ class Processor(LoopLane):
         stolen = self._steal()
         if stolen is not None:
             return stolen
-        key = self._block_keys[self._turn % len(self._block_keys)]
+        key = self._block_key()
         if key in self.state.paused:
             # Never block on a paused queue: wait as long as a blocking fetch would.
             self.state.quiet.wait(self._block_timeout)
@@ -312,8 +312,7 @@ class Processor(LoopLane):
         and another processor waits on Redis for this one's queue (``idle.py``)."""
         if self.idle is None:
             return False
-        key = self._block_keys[self._turn % len(self._block_keys)]
-        return self.idle.park(key, self.state.quiet, self._block_timeout)
+        return self.idle.park(self._block_key(), self.state.quiet, self._block_timeout)
 
     def _fetch(self) -> list[UnitOfWork]:
         """Up to ``batch_size()`` jobs, without blocking; this processor's pending

@@ -63,6 +63,10 @@ class LoopLane(JobRunner):
     def batch_size(self) -> int:
         raise NotImplementedError
 
+    def _block_key(self) -> str:
+        """The queue this processor waits on when every queue is empty."""
+        return self._block_keys[self._turn % len(self._block_keys)]
+
     def take_acks(self, older_than: float = 0.0) -> list[bytes]:
         """Take the pending acknowledgements (all, or none if the oldest is younger
         than ``older_than`` seconds); whoever takes them writes them."""
@@ -233,8 +237,7 @@ class LoopLane(JobRunner):
         idle = self.idle
         if idle is None:
             return
-        key = self._block_keys[self._turn % len(self._block_keys)]
-        future = idle.park_on_loop(key, self.state.quiet)
+        future = idle.park_on_loop(self._block_key(), self.state.quiet)
         if future is None:
             return
         self._parked_on_loop = True
