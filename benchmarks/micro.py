@@ -16,6 +16,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import statistics
 import sys
 import threading
@@ -121,6 +122,37 @@ def logging_rows(n: int) -> list[Row]:
         label = ("logging per job: level WARNING (start/done skipped)" if level == "WARNING"
                  else f"logging per job: start + done lines, {fmt} format")
         rows.append((label, per_op(two_lines, n), None))
+    roadie_log.setup("WARNING", "plain", stream=io.StringIO())
+    return rows + contended_logging_rows(n)
+
+
+def contended_logging_rows(n: int, threads: int = 100) -> list[Row]:
+    """start + done from 100 threads at once, written to a real file (``/dev/null``):
+    a write lets go of the GIL, so the handler's locking shows, unlike with a
+    StringIO. The standard library's StreamHandler is the baseline."""
+    from roadie import log as roadie_log
+
+    logger = logging.getLogger("roadie")
+    extra = {"roadie": {"class": "WelcomeEmail", "jid": "2f4d6c8a0b1e3f5a7c9d1e3f"}}
+    rows: list[Row] = []
+
+    def make() -> Callable[[], object]:
+        def two_lines() -> None:
+            logger.info("start", extra=extra)
+            logger.info("done", extra=extra)
+        return two_lines
+
+    with open(os.devnull, "w") as sink:
+        for label, handler in (
+            ("logging.StreamHandler (standard library)", logging.StreamHandler(sink)),
+            ("roadie's LineWriter", roadie_log.LineWriter(sink)),
+        ):
+            handler.setFormatter(roadie_log.PlainFormatter())
+            logger.handlers[:] = [handler]
+            logger.setLevel(logging.INFO)
+            _, wall, cpu = threaded(make, threads, n)
+            rows.append((f"logging per job from {threads} threads at once, to a file: {label}",
+                         wall, cpu))
     roadie_log.setup("WARNING", "plain", stream=io.StringIO())
     return rows
 

@@ -144,6 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = launcher.run()
     if launcher.hard_stopped:
         # Jobs that did not finish in time were pushed back; do not wait for them.
+        log.flush()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -9,13 +9,14 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from roadie import log as roadie_log
-from roadie.log import JSONFormatter, PlainFormatter, setup, tid
+from roadie.log import JSONFormatter, LineWriter, PlainFormatter, setup, tid
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -187,3 +188,152 @@ def test_setup_does_not_capture_other_loggers(clean_loggers: logging.Logger) -> 
     setup("DEBUG", "plain", stream)
     logging.getLogger("someapp").error("not ours")
     assert stream.getvalue() == ""
+
+
+# --- LineWriter: many threads, one stream --------------------------------------------------
+
+
+class SlowStream(io.StringIO):
+    """A stream whose writes let go of the GIL, as a real one's do, and can be held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def write(self, s: str) -> int:
+        self.entered.set()
+        self.writes += 1
+        assert self.gate.wait(10), "the test never let the write go on"
+        time.sleep(0)  # lets go of the GIL
+        return super().write(s)
+
+
+def writer_logger(stream: io.StringIO, name: str = "roadie.test.linewriter") -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [LineWriter(stream)]
+    logger.handlers[0].setFormatter(logging.Formatter("%(threadName)s %(message)s"))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def test_lines_of_many_threads_arrive_whole_and_in_order() -> None:
+    stream = SlowStream()
+    logger = writer_logger(stream)
+    per, threads = 300, 12
+
+    def chatter() -> None:
+        for i in range(per):
+            logger.info("line %d", i)
+
+    workers = [threading.Thread(target=chatter, name=f"w{n}") for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    logger.handlers[0].flush()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == per * threads
+    for n in range(threads):
+        mine = [int(line.split()[-1]) for line in lines if line.startswith(f"w{n} line ")]
+        assert mine == list(range(per)), f"thread w{n}'s lines are missing or out of order"
+    # Lines that arrived during a write went out together with the next one.
+    assert stream.writes < per * threads
+
+
+def test_a_thread_does_not_wait_for_another_ones_write() -> None:
+    stream = SlowStream()
+    logger = writer_logger(stream)
+    stream.gate.clear()  # the first write hangs until the test lets it go
+    first = threading.Thread(target=logger.info, args=("first",), name="slow")
+    first.start()
+    assert stream.entered.wait(5)
+    done = threading.Event()
+    other = threading.Thread(target=lambda: (logger.info("second"), done.set()), name="fast")
+    other.start()
+    assert done.wait(5), "a log call waited for another thread's write"
+    assert "second" not in stream.getvalue()  # it waits in the writer, not in the caller
+    stream.gate.set()
+    first.join(5)
+    other.join(5)
+    assert stream.getvalue().splitlines() == ["slow first", "fast second"]
+
+
+def test_flush_waits_for_the_write_under_way() -> None:
+    stream = SlowStream()
+    logger = writer_logger(stream)
+    stream.gate.clear()
+    t = threading.Thread(target=logger.info, args=("pending",))
+    t.start()
+    assert stream.entered.wait(5)
+    flushed = threading.Event()
+    f = threading.Thread(target=lambda: (logger.handlers[0].flush(), flushed.set()))
+    f.start()
+    assert not flushed.wait(0.05)  # the write under way still hangs
+    stream.gate.set()
+    assert flushed.wait(5)
+    assert "pending" in stream.getvalue()
+    t.join(5)
+    f.join(5)
+
+
+def test_a_failing_write_is_reported_and_logging_goes_on(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    class Flaky(io.StringIO):
+        fail = True
+
+        def write(self, s: str) -> int:
+            if self.fail:
+                self.fail = False
+                raise OSError("disk full")
+            return super().write(s)
+
+    stream = Flaky()
+    logger = writer_logger(stream)
+    logger.info("lost")  # does not raise in the caller
+    assert "OSError: disk full" in capsys.readouterr().err
+    logger.info("kept")
+    assert stream.getvalue() == "MainThread kept\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_writes_though_the_parent_was_writing() -> None:
+    read_end, write_end = os.pipe()
+    stream = SlowStream()
+    logger = writer_logger(stream)
+    handler = logger.handlers[0]
+    assert isinstance(handler, LineWriter)
+    assert handler._writing.acquire(timeout=5)  # as if a parent thread were mid-write
+    handler._pending.append("parent's line, not the child's")
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: its handler must be free and empty
+            code = 1
+            try:
+                with os.fdopen(write_end, "w") as out:
+                    handler.stream = out
+                    logger.info("from the child")
+                    code = 0
+            finally:
+                os._exit(code)
+    finally:
+        handler._writing.release()
+        handler._pending.clear()
+    os.close(write_end)
+    with os.fdopen(read_end) as got:
+        text = got.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert text == "MainThread from the child\n"
+
+
+def test_setup_uses_the_line_writer_and_flush_writes(clean_loggers: logging.Logger) -> None:
+    stream = io.StringIO()
+    setup("INFO", "plain", stream)
+    assert isinstance(clean_loggers.handlers[0], LineWriter)
+    clean_loggers.info("hello")
+    roadie_log.flush()
+    assert stream.getvalue().endswith("INFO: hello\n")

@@ -33,6 +33,7 @@ from typing import NoReturn
 
 import redis as redis_lib
 
+from roadie import log as roadie_log
 from roadie.config import Config
 from roadie.connection import MIN_REDIS_VERSION, connect, redact, resolve_url, server_version
 from roadie.errors import ConfigError, RedisUnavailable, RoadieError
@@ -433,6 +434,7 @@ class Swarm:
             traceback.print_exc()
         finally:
             with contextlib.suppress(Exception):
+                roadie_log.flush()
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
