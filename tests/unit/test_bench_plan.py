@@ -1,0 +1,45 @@
+"""bench.py's plan: which cases run with how many jobs (no process is started)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_under_test", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def memory_jobs(bench: ModuleType, argv: list[str]) -> dict[str, int]:
+    args = bench.parse_args(["--systems", "roadie,sidekiq,rq", "--workloads", "memory", *argv])
+    systems = {name: bench.System(name, [], peer=name == "rq")
+               for name in ("roadie", "sidekiq", "rq")}
+    return {case.system: case.jobs for case in bench.plan(args, systems)}
+
+
+def test_memory_runs_the_issues_500000_jobs_and_peers_at_most_n(bench: ModuleType) -> None:
+    assert memory_jobs(bench, ["--jobs", "20000"]) == {
+        "roadie": 500_000, "sidekiq": 500_000, "rq": 20_000}
+
+
+def test_memory_jobs_can_be_set_and_quick_uses_n(bench: ModuleType) -> None:
+    assert memory_jobs(bench, ["--jobs", "20000", "--memory-jobs", "30000"]) == {
+        "roadie": 30_000, "sidekiq": 30_000, "rq": 20_000}
+    assert memory_jobs(bench, ["--quick"]) == {"roadie": 5_000, "sidekiq": 5_000, "rq": 5_000}
+
+
+def test_memory_jobs_must_be_positive(bench: ModuleType) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--memory-jobs", "-1"])
