@@ -26,6 +26,15 @@ from redis.retry import Retry
 
 from roadie.config import Config
 from roadie.errors import ConfigError
+from roadie.sentinel import (
+    AsyncSentinel,
+    AsyncSentinelConnection,
+    AsyncSentinelSSLConnection,
+    BlockingSentinelPool,
+    Sentinel,
+    SentinelConnection,
+    SentinelSSLConnection,
+)
 
 try:
     from redis.driver_info import DriverInfo
@@ -240,79 +249,6 @@ def _check_tls(url: str, tls: bool, params: dict[str, str]) -> None:
         )
 
 
-class _SentinelConnection(redis.sentinel.SentinelManagedConnection):
-    """A connection to the primary the sentinels name, also when it reconnects.
-
-    redis-py 8.1 reopens a closed connection inside ``send_packed_command`` (after a
-    retry, or on a client's dedicated connection) to the host it had, without asking
-    the sentinels: after a failover it would go back to the old primary, forever once
-    that one returns as a replica (READONLY). Reconnecting through ``connect`` asks
-    them each time.
-    """
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        if not self._sock:
-            self.connect()  # type: ignore[no-untyped-call]
-        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
-
-
-class _SentinelSSLConnection(_SentinelConnection, redis.SSLConnection):
-    pass
-
-
-class _AsyncSentinelConnection(redis.asyncio.sentinel.SentinelManagedConnection):
-    """``_SentinelConnection`` for ``redis.asyncio``."""
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        if not self.is_connected:
-            await self.connect()  # type: ignore[no-untyped-call]
-        await super().send_packed_command(command, check_health)
-
-
-class _AsyncSentinelSSLConnection(_AsyncSentinelConnection, redis.asyncio.SSLConnection):
-    pass
-
-
-def _no_primary(sentinels: list[Any], service: str,
-                error: type[redis.ConnectionError]) -> redis.ConnectionError:
-    where = ", ".join(
-        f"{c.connection_pool.connection_kwargs.get('host')}:"
-        f"{c.connection_pool.connection_kwargs.get('port')}" for c in sentinels
-    )
-    return error(
-        f"no sentinel ({where}) names a primary for {service!r}: they are unreachable, "
-        "do not monitor that service name, or see its primary down (a failover may be "
-        "in progress)"
-    )
-
-
-class _Sentinel(redis.sentinel.Sentinel):
-    """redis-py's ``Sentinel`` with a short error when no primary is found (redis-py's
-    message holds the full description of every sentinel client)."""
-
-    def discover_master(self, service_name: str) -> tuple[str, int]:
-        try:
-            address: tuple[str, int] = super().discover_master(  # type: ignore[no-untyped-call]
-                service_name)
-        except redis.sentinel.MasterNotFoundError as exc:
-            raise _no_primary(self.sentinels, service_name, type(exc)) from exc
-        return address
-
-
-class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
-    async def discover_master(self, service_name: str) -> tuple[str, int]:
-        try:
-            address: tuple[str, int] = await super().discover_master(service_name)
-        except redis.asyncio.sentinel.MasterNotFoundError as exc:
-            raise _no_primary(self.sentinels, service_name, type(exc)) from exc
-        return address
-
-
-class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
-    """A sentinel-managed pool whose callers wait for a free connection, as with
-    ``redis.BlockingConnectionPool``, instead of failing when all are in use."""
-
-
 def connect(
     config: Config, *, max_connections: int | None = None, blocking: bool = False,
     **kwargs: Any,
@@ -331,15 +267,15 @@ def connect(
     options.update(kwargs)
     if is_sentinel_url(url):
         parsed = parse_sentinel_url(url)
-        sentinel = _Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
             parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(config, parsed, Retry),
         )
         pool_class: type[Any] = (
-            _BlockingSentinelPool if blocking else redis.sentinel.SentinelConnectionPool
+            BlockingSentinelPool if blocking else redis.sentinel.SentinelConnectionPool
         )
         pool_options = {
             **parsed.options, **options, "is_master": True,
-            "connection_class": _SentinelSSLConnection if parsed.tls else _SentinelConnection,
+            "connection_class": SentinelSSLConnection if parsed.tls else SentinelConnection,
         }
         if blocking:
             pool_options["timeout"] = 30
@@ -364,13 +300,13 @@ async def connect_async(config: Config, **kwargs: Any) -> AsyncRedis:
     options.update(kwargs)
     if is_sentinel_url(url):
         parsed = parse_sentinel_url(url)
-        sentinel = _AsyncSentinel(  # type: ignore[no-untyped-call]
+        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
             parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(config, parsed, AsyncRetry),
         )
         pool = redis.asyncio.sentinel.SentinelConnectionPool(  # type: ignore[no-untyped-call]
             parsed.service, sentinel,
             **{**parsed.options, **options, "is_master": True, "connection_class": (
-                _AsyncSentinelSSLConnection if parsed.tls else _AsyncSentinelConnection)},
+                AsyncSentinelSSLConnection if parsed.tls else AsyncSentinelConnection)},
         )
         return redis.asyncio.Redis.from_pool(pool)
     _check_tls(url, url.lower().startswith("rediss:"), _query(url))

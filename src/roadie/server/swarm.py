@@ -11,13 +11,13 @@ supervisor exits 0 if all exited cleanly; TSTP and TTIN are passed on. A worker 
 dies is replaced (with a backoff when it keeps dying soon after its start). With
 ``max_memory_mb`` a worker whose RSS grows over the limit is stopped with TERM and
 replaced when it has exited. Workers stop by themselves if the supervisor is killed
-(``PR_SET_PDEATHSIG`` on Linux, a watch on the parent pid elsewhere).
+(``PR_SET_PDEATHSIG`` on Linux, a watch on the parent pid elsewhere: the worker's
+side is ``swarmworker.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import select
@@ -25,19 +25,17 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 from dataclasses import dataclass
 from types import FrameType
-from typing import NoReturn
 
 import redis as redis_lib
 
-from roadie import log as roadie_log
 from roadie.config import Config
 from roadie.connection import MIN_REDIS_VERSION, connect, redact, resolve_url, server_version
-from roadie.errors import ConfigError, RedisUnavailable, RoadieError
+from roadie.errors import ConfigError, RedisUnavailable
 from roadie.server.startgate import StartGate
+from roadie.server.swarmworker import HANDLED, worker_main
 
 log = logging.getLogger("roadie")
 
@@ -49,9 +47,6 @@ MAX_BACKOFF_S = 30.0
 MEMORY_CHECK_S = 3.0
 #: A stopping worker gets ``timeout_s`` plus this long before it is killed.
 STOP_GRACE_S = 15.0
-#: Signals the supervisor handles; blocked around ``fork()`` so none is lost.
-HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGCHLD)
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -307,7 +302,7 @@ class Swarm:
         try:
             pid = os.fork()
             if pid == 0:
-                self._worker_main(w.index)
+                worker_main(self.config, w.index, self.pid, self._gate, self._wakeup)
         except OSError as exc:  # out of processes or memory: try again later
             log.error("supervisor: could not fork worker %d (%s); trying again in %.0f s",
                       w.index, exc, MAX_BACKOFF_S)
@@ -396,71 +391,8 @@ class Swarm:
         self.failed = True
         self.stop_deadline = time.monotonic() + 3600.0  # reap them; no second round
 
-    # --- in the worker process ---------------------------------------------------
-    def _worker_main(self, index: int) -> NoReturn:
-        """The forked worker: a normal roadie process. Never returns to the supervisor."""
-        code = 1
-        gate = self._gate
-        try:
-            if gate is not None:
-                gate.worker_side()
-            if self._wakeup is not None:
-                signal.set_wakeup_fd(-1)
-                for fd in self._wakeup:
-                    os.close(fd)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _die_with_parent(self.pid)
-            from roadie import client as client_mod
-            from roadie.server.launcher import Launcher
-
-            labels = (*self.config.labels, f"worker-{index}")
-            cfg = self.config.replace(labels=labels)
-            # As `roadie run`: jobs that push jobs use this worker's Redis and options,
-            # unless the app's modules configured a default client of their own.
-            if client_mod._default_client is None:
-                client_mod.configure(cfg)
-            launcher = Launcher(cfg)
-            if gate is not None:
-                launcher.start_gate = gate.wait_for_go
-            launcher.install_signal_handlers()
-            # A signal sent since the fork is delivered now, to the launcher's handler.
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(HANDLED))
-            code = launcher.run()
-        except RoadieError as exc:
-            print(f"roadie: {exc}", file=sys.stderr)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            with contextlib.suppress(Exception):
-                roadie_log.flush()
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
-
 
 def _ordinal(n: int) -> str:
     if 10 <= n % 100 <= 20:
         return "th"
     return {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-
-
-def _die_with_parent(parent: int) -> None:
-    """Get TERM (a normal stop) when the supervisor dies, even by ``kill -9``."""
-    done = False
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            # The running program's own symbols, libc's prctl among them.
-            libc = ctypes.CDLL(None, use_errno=True)
-            done = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
-    if not done:
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(1.0)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        threading.Thread(target=watch, name="roadie.parent-watch", daemon=True).start()
-    elif os.getppid() != parent:
-        # The supervisor died between the fork and prctl: nobody will send the signal.
-        os.kill(os.getpid(), signal.SIGTERM)
