@@ -49,7 +49,7 @@ def _native(record: logging.LogRecord) -> int | None:
 
 
 #: tid by OS thread id, for this process (emptied in a forked child).
-_TIDS: dict[int | None, str] = {}
+_TIDS: dict[int, str] = {}
 
 
 def _tid(record: logging.LogRecord, ctx: dict[str, Any]) -> str:
@@ -58,6 +58,8 @@ def _tid(record: logging.LogRecord, ctx: dict[str, Any]) -> str:
     if isinstance(given, str):
         return given
     native = _native(record)
+    if native is None:  # no thread in the record (logging.logThreads off): this one's
+        return tid()
     known = _TIDS.get(native)
     if known is None:
         known = _TIDS[native] = tid(native)

@@ -113,6 +113,19 @@ def test_a_record_from_another_thread_keeps_its_thread() -> None:
     assert f"tid={tid()} " not in line
 
 
+def test_a_record_without_a_thread_gets_the_formatting_threads_tid() -> None:
+    # logging.logThreads = False leaves record.thread None; no tid is cached for it.
+    rec = record("no thread")
+    rec.thread = None
+    tids: list[str] = []
+    t = threading.Thread(target=lambda: tids.append(PlainFormatter().format(rec)))
+    t.start()
+    t.join()
+    here = PlainFormatter().format(rec)
+    assert f"tid={tid()} " in here
+    assert f"tid={tid()} " not in tids[0]
+
+
 def test_plain_formats_message_arguments() -> None:
     rec = logging.LogRecord("roadie", logging.INFO, __file__, 1, "%s jobs", (3,), None)
     assert PlainFormatter().format(rec).endswith("INFO: 3 jobs")
