@@ -123,7 +123,7 @@ def logging_rows(n: int) -> list[Row]:
                  else f"logging per job: start + done lines, {fmt} format")
         rows.append((label, per_op(two_lines, n), None))
     roadie_log.setup("WARNING", "plain", stream=io.StringIO())
-    return rows + contended_logging_rows(n)
+    return rows
 
 
 def contended_logging_rows(n: int, threads: int = 100) -> list[Row]:
@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = p.parse_args(argv)
     before = load1()
-    rows = json_rows(args.n * 5) + logging_rows(args.n) + handoff_rows(args.n)
+    rows = (json_rows(args.n * 5) + logging_rows(args.n) + contended_logging_rows(args.n)
+            + handoff_rows(args.n))
     with redis_for(args) as (url, _binary):
         rows += redis_rows(url, args.n) + loop_fetch_rows(url, args.n // 4)
         redis.Redis.from_url(url).delete("micro:h")
