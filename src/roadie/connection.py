@@ -66,6 +66,21 @@ class FailoverError(redis.ResponseError):
     """
 
 
+def script_refusal(exc: redis.ResponseError) -> redis.ResponseError:
+    """``exc``, or the refusal it reports from inside a script: Redis 6.2 words a write
+    refused for memory (``-OOM``) or by the ACL (``-NOPERM``) there as a script error,
+    which redis-py raises as a plain ``ResponseError``; Redis 7 replies with the code."""
+    if isinstance(exc, (redis.exceptions.OutOfMemoryError,
+                        redis.exceptions.NoPermissionError)):
+        return exc
+    text = str(exc)
+    if "-OOM " in text:
+        return redis.exceptions.OutOfMemoryError(text)
+    if "-NOPERM " in text or "user executing the script can't" in text:
+        return redis.exceptions.NoPermissionError(text)
+    return exc
+
+
 #: Error prefixes (the first word of a Redis error reply) that mean "fail over / wait".
 FAILOVER_ERRORS = ("UNBLOCKED", "MASTERDOWN", "NOREPLICAS")
 
@@ -267,7 +282,7 @@ def connect(
     options.update(kwargs)
     if is_sentinel_url(url):
         parsed = parse_sentinel_url(url)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(config, parsed, Retry),
         )
         pool_class: type[Any] = (
@@ -300,10 +315,10 @@ async def connect_async(config: Config, **kwargs: Any) -> AsyncRedis:
     options.update(kwargs)
     if is_sentinel_url(url):
         parsed = parse_sentinel_url(url)
-        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call, unused-ignore]
             parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(config, parsed, AsyncRetry),
         )
-        pool = redis.asyncio.sentinel.SentinelConnectionPool(  # type: ignore[no-untyped-call]
+        pool = redis.asyncio.sentinel.SentinelConnectionPool(  # type: ignore[no-untyped-call, unused-ignore]
             parsed.service, sentinel,
             **{**parsed.options, **options, "is_master": True, "connection_class": (
                 AsyncSentinelSSLConnection if parsed.tls else AsyncSentinelConnection)},
@@ -371,7 +386,7 @@ def sentinel_primary(client: Redis) -> tuple[str, str, int] | None:
     pool = getattr(client, "connection_pool", None)
     if not isinstance(pool, redis.sentinel.SentinelConnectionPool):
         return None
-    host, port = pool.get_master_address()  # type: ignore[no-untyped-call]
+    host, port = pool.get_master_address()  # type: ignore[no-untyped-call, unused-ignore]
     return (str(pool.service_name), str(host), int(port))
 
 

@@ -12,9 +12,9 @@ from importlib import resources
 from typing import Any, cast
 
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
-from roadie.connection import Redis
+from roadie.connection import Redis, script_refusal
 
 
 @cache
@@ -30,10 +30,17 @@ class Scripts:
         self._recover = redis.register_script(source("recover"))
         self._requeue = redis.register_script(source("requeue"))
         self._periodic_tick = redis.register_script(source("periodic_tick"))
+        self._fail = redis.register_script(source("fail"))
+        self._register = redis.register_script(source("register"))
 
     @staticmethod
     def _run(script: Script, keys: Sequence[str], args: Sequence[Any], client: Any) -> Any:
-        return script(keys=list(keys), args=list(args), client=client)
+        try:
+            return script(keys=list(keys), args=list(args), client=client)
+        except NoScriptError:
+            raise
+        except ResponseError as exc:
+            raise script_refusal(exc) from None
 
     def fetch(
         self,
@@ -58,6 +65,8 @@ class Scripts:
                              count, share, *acks)
         except NoScriptError:
             flat = self._run(self._fetch, [inflight, *queue_keys], [count, share, *acks], c)
+        except ResponseError as exc:
+            raise script_refusal(exc) from None
         return self._pairs(queue_keys, flat)
 
     async def fetch_async(
@@ -78,6 +87,8 @@ class Scripts:
         except NoScriptError:  # a restarted Redis: load it, once
             await execute("SCRIPT", "LOAD", source("fetch"))
             flat = await execute("EVALSHA", self._fetch.sha, *argv)
+        except ResponseError as exc:
+            raise script_refusal(exc) from None
         return self._pairs(queue_keys, flat)
 
     @staticmethod
@@ -147,6 +158,30 @@ class Scripts:
                 queue_keys.append(qkey)
             args += [raw, index[qkey]]
         return int(self._run(self._requeue, [inflight, *queue_keys], args, client))
+
+    def fail(
+        self,
+        inflight: str,
+        target: str,
+        old: bytes,
+        new: bytes,
+        score: float,
+        *,
+        trim_below: float | None = None,
+        keep: int = 0,
+        client: Any = None,
+    ) -> bool:
+        """Move a failed job from ``inflight`` into the sorted set ``target`` (retry or
+        dead) as ``new``; for the dead set, ``trim_below`` and ``keep`` trim it.
+        False if the job was no longer in flight (nothing written)."""
+        trim = "" if trim_below is None else repr(trim_below)
+        args = [old, new, repr(score), trim, keep]
+        return int(self._run(self._fail, [inflight, target], args, client)) == 1
+
+    def register(self, alive: str, owners: str, identity: str, ttl_ms: int,
+                 client: Any = None) -> None:
+        """Mark a starting process alive and list it among the in-flight owners."""
+        self._run(self._register, [alive, owners], [identity, ttl_ms], client)
 
     def periodic_tick(
         self,

@@ -26,8 +26,8 @@ class SentinelConnection(redis.sentinel.SentinelManagedConnection):
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self._sock:
-            self.connect()  # type: ignore[no-untyped-call]
-        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+            self.connect()  # type: ignore[no-untyped-call, unused-ignore]
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 class SentinelSSLConnection(SentinelConnection, redis.SSLConnection):
@@ -39,7 +39,7 @@ class AsyncSentinelConnection(redis.asyncio.sentinel.SentinelManagedConnection):
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self.is_connected:
-            await self.connect()  # type: ignore[no-untyped-call]
+            await self.connect()  # type: ignore[no-untyped-call, unused-ignore]
         await super().send_packed_command(command, check_health)
 
 
@@ -66,7 +66,7 @@ class Sentinel(redis.sentinel.Sentinel):
 
     def discover_master(self, service_name: str) -> tuple[str, int]:
         try:
-            address: tuple[str, int] = super().discover_master(  # type: ignore[no-untyped-call]
+            address: tuple[str, int] = super().discover_master(  # type: ignore[no-untyped-call, unused-ignore]
                 service_name)
         except redis.sentinel.MasterNotFoundError as exc:
             raise _no_primary(self.sentinels, service_name, type(exc)) from exc

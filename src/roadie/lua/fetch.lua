@@ -15,6 +15,12 @@
 -- position of the queue in KEYS (2..n).
 local want = tonumber(ARGV[1])
 local share = tonumber(ARGV[2])
+-- When Redis is over maxmemory (noeviction) it refuses a script's first write if
+-- that write may use memory (LMOVE may), and lets every later one through: a full
+-- Redis must keep handing out jobs, since running and acknowledging them is what
+-- frees memory. So the first write is one that can use none (an LTRIM that keeps
+-- the whole list, O(1)). Redis 6.2 and 7 both follow this rule.
+redis.call('LTRIM', KEYS[1], 0, -1)
 for i = 3, #ARGV do
   redis.call('LREM', KEYS[1], -1, ARGV[i])
 end

@@ -18,7 +18,7 @@ from typing import Any
 from roadie.config import Config
 from roadie.connection import Redis
 from roadie.keys import Keys
-from roadie.retry import add_dead
+from roadie.payload import now
 from roadie.scripts import Scripts
 
 
@@ -113,16 +113,15 @@ class Fetcher:
             self.scripts.fetch(self.inflight, (), 0, acks=raws)
 
     def retry(self, uow: UnitOfWork, new_raw: bytes, at: float) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.lrem(self.inflight, 1, uow.raw)
-        pipe.zadd(self.keys.retry, {new_raw: at})
-        pipe.execute()
+        """Move a failed job to the retry set, to run again at ``at``."""
+        self.scripts.fail(self.inflight, self.keys.retry, uow.raw, new_raw, at)
 
     def dead(self, uow: UnitOfWork, new_raw: bytes) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.lrem(self.inflight, 1, uow.raw)
-        add_dead(pipe, self.keys, self.config, new_raw)
-        pipe.execute()
+        """Move a job to the dead set, trimmed as Sidekiq trims it."""
+        at = now()
+        self.scripts.fail(self.inflight, self.keys.dead, uow.raw, new_raw, at,
+                          trim_below=at - self.config.dead_timeout_s,
+                          keep=self.config.dead_max_jobs)
 
     def requeue(self, uows: list[UnitOfWork]) -> int:
         """Push unfinished jobs back to the front of their queues (shutdown).

@@ -31,6 +31,7 @@ import redis as redis_lib
 from roadie.config import Config
 from roadie.connection import Redis, connect, resolve_url
 from roadie.keys import METRICS_TTL_S, Keys
+from roadie.scripts import Scripts
 from roadie.server.litepulse import serve
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.state import METRIC_F, METRIC_HIST, METRIC_MS, METRIC_P, State
@@ -125,6 +126,14 @@ class Heartbeat:
             "embedded": False,
         }
 
+    def register(self) -> None:
+        """Before the first fetch: mark this process alive and list it among the
+        in-flight owners, so that a janitor finds its jobs if it dies. Unlike a beat,
+        Redis runs this while full: a process started to drain a full Redis needs it."""
+        ident = self.state.identity
+        Scripts(self.redis).register(self.keys.alive(ident), self.keys.inflight_owners, ident,
+                                     int(self.config.process_ttl_s * 1000))
+
     def start(self) -> None:
         self.pulse = Pulse.start(self.redis, self.keys.alive(self.state.identity),
                                  self.config)
@@ -189,7 +198,7 @@ class Heartbeat:
                 self.keys.queue(m.decode() if isinstance(m, bytes) else str(m))
                 for m in self.redis.smembers(self.keys.paused)
             )
-            self.outage.ok()
+            self.outage.wrote()  # a MULTI of writes: Redis is not full
         except TRANSIENT as exc:
             self.state.restore_counts(processed, failed)
             self.state.restore_metrics(metrics)

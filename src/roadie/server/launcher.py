@@ -207,7 +207,13 @@ class Launcher:
         if self.registry.names() == []:
             log.warning("no job classes are registered: load your jobs' modules with -r")
         self.hooks.fire("startup")
-        if not self.heartbeat.beat():
+        try:
+            self.heartbeat.register()
+        except (*TRANSIENT, redis_lib.ResponseError) as exc:
+            raise RedisUnavailable(f"cannot register this process in {self.url}: {exc}") from None
+        if not self.heartbeat.beat() and not self.outage.full:
+            # A full Redis refuses heartbeats, yet this process can help drain it (its
+            # fetches, acknowledgements and outcomes get through): it starts.
             raise RedisUnavailable(f"cannot write the first heartbeat to {self.url}")
         if self.registry.has_async:
             # Connect the loop's client now: made on the first fetch, it stalled

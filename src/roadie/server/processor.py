@@ -167,7 +167,7 @@ class Processor(LoopLane):
             while not self.state.quiet.is_set():
                 try:
                     uow = self._next()
-                    self.outage.ok()
+                    self.outage.ok("fetch")
                     backoff.reset()
                 except TRANSIENT as exc:
                     self.outage.failed(exc, "fetch")
@@ -289,6 +289,11 @@ class Processor(LoopLane):
         if stolen is not None:
             return stolen
         key = self._block_key()
+        if self.outage.full:
+            # Redis refuses a blocking fetch (BLMOVE may use memory) while full, but
+            # runs fetch.lua: wait as long as a blocking fetch would, then fetch again.
+            self.state.quiet.wait(self._block_timeout)
+            return None
         if key in self.state.paused:
             # Never block on a paused queue: wait as long as a blocking fetch would.
             self.state.quiet.wait(self._block_timeout)

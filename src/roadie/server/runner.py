@@ -278,7 +278,7 @@ class JobRunner:
         while True:
             try:
                 result = op()
-                self.outage.ok()
+                self.outage.ok(where)
                 return result
             except TRANSIENT as exc:
                 self.outage.failed(exc, where)
