@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +41,27 @@ _SEND = _gil_send()
 _SEND_FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
 
 
+#: Every DedicatedRedis of this process, for ``_disown_after_fork``.
+_INSTANCES: weakref.WeakSet[DedicatedRedis] = weakref.WeakSet()
+
+
+def _disown_after_fork() -> None:
+    """In a forked child: close its copies of the parent's sockets (without shutting
+    them down, which would cut the parent's connections too; redis-py's ``disconnect``
+    skips that in another pid). A command in the child then opens a connection of its
+    own, instead of writing into the parent's conversation with Redis."""
+    for client in list(_INSTANCES):
+        conn: Any = client.connection
+        if conn is not None:
+            try:
+                conn.disconnect()
+            except Exception:  # a half-built connection: nothing of the parent's to keep
+                pass
+
+
+os.register_at_fork(after_in_child=_disown_after_fork)
+
+
 class DedicatedRedis(redis.Redis):
     """A redis-py client on one connection of its own (``single_connection_client``)
     whose commands go straight to that connection.
@@ -61,6 +84,7 @@ class DedicatedRedis(redis.Redis):
         # takes it too), else one of ours.
         self._command_lock: Any = getattr(self, "single_connection_lock", None) or (
             threading.RLock())
+        _INSTANCES.add(self)
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         conn: Any = self.connection  # redis-py's methods are untyped: go through Any

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -112,6 +113,7 @@ class Processor(LoopLane):
         #: Set by the launcher when it has pushed ``current`` back at shutdown:
         #: this processor must then write no outcome for it.
         self.abandoned = False
+        self.pid = os.getpid()
         self.thread = threading.Thread(
             target=self.run, name=f"roadie.processor-{index}", daemon=True
         )

@@ -5,6 +5,8 @@ that fetches."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +28,32 @@ from roadie.server.state import State
 
 log = logging.getLogger("roadie")
 T = TypeVar("T")
+
+_forked = False
+
+
+def _note_fork() -> None:
+    global _forked
+    _forked = True
+
+
+# A job may fork (multiprocessing, a daemonizing library). Its child, if it returns
+# from ``perform`` instead of exiting, is a copy of this process holding its jobs and
+# its Redis connections: it must not write an outcome or fetch (it ran jobs twice, on
+# the parent's socket). The flag makes the check free in a process that never forked.
+os.register_at_fork(after_in_child=_note_fork)
+
+
+def exit_if_forked_child(owner_pid: int) -> None:
+    """In a child forked by a job (not the process that runs it), exit at once."""
+    if _forked and os.getpid() != owner_pid:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # a closed or broken stream: exit all the same
+                pass
+        os._exit(0)
+
 
 #: Class options that shape what a failure leads to.
 RETRY_OPTIONS = ("retry", "retry_queue", "dead", "backtrace", "retry_for")
@@ -88,6 +116,8 @@ class JobRunner:
     #: Set by the launcher when it has pushed the running job back at shutdown:
     #: no outcome is written for it then.
     abandoned: bool
+    #: The process that runs this processor (a job's forked child is another).
+    pid: int
 
     # --- one job ---------------------------------------------------------------
     def process(self, uow: UnitOfWork, *, defer_ack: bool = False,
@@ -128,9 +158,11 @@ class JobRunner:
         try:
             await self._new_job(job_cls, payload).perform(*args)
         except BaseException as exc:  # a cancellation too: see Processor._on_loop
+            exit_if_forked_child(self.pid)
             return Failed(run, exc, job_cls)
         finally:
             self._timed(run.t0)
+        exit_if_forked_child(self.pid)
         done = self._succeeded(run, defer_ack=True)
         self.state.end_work(self.tid)
         return done
@@ -170,8 +202,10 @@ class JobRunner:
             job = self._new_job(job_cls, payload)
             self.hooks.run_server(job, payload, queue, lambda: self._perform(job, args))
         except BaseException as exc:
+            exit_if_forked_child(self.pid)
             self._failed(run, exc, job_cls)
             return None
+        exit_if_forked_child(self.pid)
         return self._succeeded(run, defer_ack)
 
     def _started(self, uow: UnitOfWork, queue: str, payload: pl.Payload,
