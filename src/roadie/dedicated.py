@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import socket
@@ -53,10 +54,9 @@ def _disown_after_fork() -> None:
     for client in list(_INSTANCES):
         conn: Any = client.connection
         if conn is not None:
-            try:
+            # A half-built connection fails here: nothing of the parent's to keep then.
+            with contextlib.suppress(Exception):
                 conn.disconnect()
-            except Exception:  # a half-built connection: nothing of the parent's to keep
-                pass
 
 
 os.register_at_fork(after_in_child=_disown_after_fork)

@@ -13,6 +13,8 @@ Sidekiq's rules, kept exactly (see SIDEKIQ-WIRE.md section 7):
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import logging
 import random
 import traceback
@@ -31,6 +33,9 @@ log = logging.getLogger("roadie")
 MAX_ERROR_MESSAGE = 10_000
 #: Retry counts above this give the same backoff (10,000**4 s is 300 million years).
 MAX_BACKOFF_COUNT = 10_000
+
+#: The class of a dead-set entry that holds a queue entry which was not a job.
+MALFORMED_CLASS = "roadie.MalformedEntry"
 
 #: Field roadie adds to a payload each time it recovers the job from a dead process.
 CRASH_FIELD = "roadie_crashes"
@@ -91,7 +96,9 @@ def record_error(payload: Payload, exc: BaseException, queue: str, at: float) ->
     count = payload.get("retry_count")
     if isinstance(count, int) and not isinstance(count, bool):
         payload["retried_at"] = at
-        payload["retry_count"] = count + 1
+        # Written by anyone (Sidekiq, a hand-edited entry): a negative count would buy
+        # extra retries, a huge one is past any limit.
+        payload["retry_count"] = min(max(count, 0), MAX_BACKOFF_COUNT) + 1
     else:
         payload["failed_at"] = at
         payload["retry_count"] = 0
@@ -100,6 +107,50 @@ def record_error(payload: Payload, exc: BaseException, queue: str, at: float) ->
     if bt is True or (isinstance(bt, int) and not isinstance(bt, bool) and bt > 0):
         limit = None if bt is True else int(bt)
         payload["error_backtrace"] = compress_backtrace(backtrace_lines(exc, limit))
+
+
+def malformed_entry(raw: bytes, reason: str, queue: str, at: float) -> bytes:
+    """A queue entry that is not a job, as a dead-set entry that says why: Sidekiq's
+    fields (``class`` ``roadie.MalformedEntry``, ``error_class``, ``error_message``,
+    ``failed_at``), its ``jid`` and ``queue`` when it had string ones, and the entry
+    itself byte for byte in ``raw`` (its text) or ``raw_base64`` (when it is not
+    UTF-8). Retried from a dashboard, it fails again (no such class), and stays here.
+    """
+    found: Any = None
+    with contextlib.suppress(orjson.JSONDecodeError):
+        found = orjson.loads(raw)
+    original = found if isinstance(found, dict) else {}
+    jid, where = original.get("jid"), original.get("queue")
+    entry: dict[str, Any] = {
+        "class": MALFORMED_CLASS,
+        "args": [],
+        # Without a jid of its own, one made from its bytes: the same entry buried twice
+        # (two pollers, a retried call) is one jid.
+        "jid": jid if isinstance(jid, str) and jid else hashlib.blake2b(
+            raw, digest_size=12).hexdigest(),
+        "queue": where if isinstance(where, str) and where else queue,
+        "retry": 0,
+        "created_at": at,
+        "failed_at": at,
+        "error_class": "roadie.errors.MalformedPayload",
+        "error_message": reason[:MAX_ERROR_MESSAGE],
+    }
+    try:
+        entry["raw"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        entry["raw_base64"] = base64.b64encode(raw).decode()
+    return orjson.dumps(entry)
+
+
+def malformed_original(payload: Payload) -> bytes | None:
+    """The queue entry a ``malformed_entry`` holds, byte for byte (None: not one)."""
+    if payload.get("class") != MALFORMED_CLASS:
+        return None
+    if isinstance(payload.get("raw"), str):
+        return str(payload["raw"]).encode("utf-8")
+    if isinstance(payload.get("raw_base64"), str):
+        return base64.b64decode(str(payload["raw_base64"]))
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,13 +169,15 @@ class Scripts:
         *,
         trim_below: float | None = None,
         keep: int = 0,
+        from_sorted_set: bool = False,
         client: Any = None,
     ) -> bool:
-        """Move a failed job from ``inflight`` into the sorted set ``target`` (retry or
-        dead) as ``new``; for the dead set, ``trim_below`` and ``keep`` trim it.
-        False if the job was no longer in flight (nothing written)."""
+        """Move a failed job from ``inflight`` (or, ``from_sorted_set``, from that
+        sorted set) into the sorted set ``target`` (retry or dead) as ``new``; for the
+        dead set, ``trim_below`` and ``keep`` trim it. False if the job was no longer
+        there (nothing written)."""
         trim = "" if trim_below is None else repr(trim_below)
-        args = [old, new, repr(score), trim, keep]
+        args = [old, new, repr(score), trim, keep, "z" if from_sorted_set else ""]
         return int(self._run(self._fail, [inflight, target], args, client)) == 1
 
     def register(self, alive: str, owners: str, identity: str, ttl_ms: int,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from fuzz_support import LONG
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "system"))
 from procs import Harness, inflight_total, poll, queue_total
 
 from roadie.payload import decode, encode
+from roadie.retry import malformed_original
 
 pytestmark = [pytest.mark.redis, pytest.mark.system]
 
@@ -136,11 +138,12 @@ def bad_entries(rng: random.Random, rounds: int) -> list[Bad]:
         failing("backtrace huge", {"class": "No::Such", "args": [], "backtrace": 10**30})
         failing("retry_queue junk", {"class": "No::Such", "args": [], "retry_queue": [1]})
         failing("dead not a bool", {"class": "No::Such", "args": [], "dead": "no"})
-        # Sidekiq's rules send these to the retry set, not the dead set: a count below
-        # the limit (-5 + 1 < 0), or a retry_for not yet over (a first failure at an
-        # unreadable time counts from now).
-        failing("retry_count -5", {"class": "No::Such", "args": [], "retry_count": -5},
-                "retry")
+        # A negative count buys no extra retries: clamped to 0, then one more failure
+        # is past max_retries = 0.
+        failing("retry_count -5", {"class": "No::Such", "args": [], "retry_count": -5})
+        # These go to the retry set: a count below the limit (a clamped -5, then + 1 < 3),
+        # or a retry_for not yet over (a first failure at an unreadable time counts
+        # from now).
         failing("failed_at 400 digits", {"class": "No::Such", "args": [], "retry_for": 10,
                                          "failed_at": 10**400}, "retry")
         failing("retry 10**40, retry_count 10**30",
@@ -212,11 +215,22 @@ def test_hostile_queue_never_crashes_and_loses_nothing(
     retry = [m for m in r.zrange("retry", 0, -1) if isinstance(m, bytes)]
     assert len(dead) == expected_dead, f"seed {seed}"
     assert len(retry) == expected_retry, f"seed {seed}"
-    # Undecodable entries are in the dead set byte for byte.
-    dead_set = set(dead)
+    # Undecodable entries are in the dead set with the reason, kept byte for byte.
+    kept: dict[bytes, dict[str, Any]] = {}
+    for raw in dead:
+        try:
+            entry = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue  # a failed job with integers too wide for orjson: checked below
+        original = malformed_original(entry)
+        if original is not None:
+            kept[original] = entry
     for b in bads:
         if not b.decodable:
-            assert b.raw in dead_set, f"{b.kind} not in the dead set as it was (seed {seed})"
+            assert b.raw in kept, f"{b.kind} not in the dead set as it was (seed {seed})"
+            entry = kept[b.raw]
+            assert entry["error_class"] == "roadie.errors.MalformedPayload", b.kind
+            assert entry["error_message"], b.kind
     # Decodable ones carry their original fields plus the error that killed them.
     found: dict[int, tuple[str, dict[str, Any]]] = {}
     for where, members in (("dead", dead), ("retry", retry)):
@@ -240,7 +254,7 @@ def test_hostile_queue_never_crashes_and_loses_nothing(
             assert "unknown job class" in payload["error_message"]
     # The log says why each undecodable entry went to the dead set; nothing crashed.
     undecodable = sum(not b.decodable for b in bads)
-    assert log.count("moved to the dead set as it was") == undecodable
+    assert log.count("moved to the dead set with the reason") == undecodable
     assert "is not valid JSON" in log and "not an object" in log and "no 'class'" in log
     # (A failed job's traceback is logged as a warning; a processor thread that dies
     # logs "processor ... crashed", a log record that cannot be formatted "Logging error".)

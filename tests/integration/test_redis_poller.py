@@ -12,9 +12,11 @@ import redis
 from integration_support import loads
 
 from roadie.config import Config
+from roadie.errors import MalformedPayload
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.payload import Payload
+from roadie.retry import malformed_original
 from roadie.server.outage import Outage
 from roadie.server.poller import BATCH, Poller
 
@@ -126,9 +128,27 @@ def test_malformed_member_goes_to_dead(r: redis.Redis, config: Config) -> None:
 
     assert make(r, config).enqueue_due() == 1
 
-    assert sorted(r.zrange("dead", 0, -1)) == [b'{"class":"NoArgs"}', b"{broken"]
+    dead = [orjson.loads(m) for m in r.zrange("dead", 0, -1)]
+    assert sorted(malformed_original(d) or b"" for d in dead) == [
+        b'{"class":"NoArgs"}', b"{broken"]
+    reasons = sorted(d["error_message"] for d in dead)
+    assert reasons[0] == "job payload of class 'NoArgs' has no 'args' list"
+    assert reasons[1].startswith("queue entry is not valid JSON")
+    assert {d["error_class"] for d in dead} == {"roadie.errors.MalformedPayload"}
     assert r.exists("schedule", "retry") == 0
     assert r.llen("queue:default") == 1
+
+
+def test_a_malformed_member_is_buried_once_by_two_pollers(
+    r: redis.Redis, config: Config
+) -> None:
+    r.zadd("retry", {b"{broken": time.time() - 5})
+    first, second = make(r, config), make(r, config)
+    # Both read the member before either buries it (as two processes' pollers can).
+    first._bury("retry", b"{broken", MalformedPayload("not JSON"))
+    second._bury("retry", b"{broken", MalformedPayload("not JSON"))
+
+    assert r.zcard("dead") == 1
 
 
 def test_client_middleware_runs_again_and_can_reroute_or_drop(

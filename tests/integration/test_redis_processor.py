@@ -18,6 +18,7 @@ from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.payload import Payload
 from roadie.registry import Registry
+from roadie.retry import malformed_original
 from roadie.server.processor import Processor
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
@@ -80,7 +81,7 @@ def test_unknown_job_class_is_retried_with_a_clear_error(
     ids=["not-json", "not-utf8", "no-class", "no-args", "args-not-list", "empty-class",
          "array"],
 )
-def test_malformed_entry_goes_to_dead_as_it_was_and_the_processor_goes_on(
+def test_malformed_entry_goes_to_dead_with_its_reason_and_the_processor_goes_on(
     r: redis.Redis, proc: Processor, ok_job: tuple[type[Job], list[tuple[Any, ...]]],
     client: Client, raw: bytes,
 ) -> None:
@@ -89,7 +90,12 @@ def test_malformed_entry_goes_to_dead_as_it_was_and_the_processor_goes_on(
 
     run_one(proc)
 
-    assert r.zrange("dead", 0, -1) == [raw]
+    [entry] = [loads(m) for m in r.zrange("dead", 0, -1)]
+    assert malformed_original(entry) == raw  # kept byte for byte
+    assert entry["class"] == "roadie.MalformedEntry" and entry["queue"] == "default"
+    assert entry["error_class"] == "roadie.errors.MalformedPayload"
+    assert entry["error_message"]
+    assert isinstance(entry["failed_at"], float) and entry["retry"] == 0
     assert r.exists(INFLIGHT, "retry", "queue:default") == 0
     assert proc.state.take_counts() == (1, 1)
     ok.perform_async(2)

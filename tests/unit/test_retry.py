@@ -96,6 +96,15 @@ def test_max_retries_is_honoured() -> None:
     assert p["retry_count"] == 2
 
 
+@pytest.mark.parametrize(("stored", "then"), [(-1000, 1), (-1, 1), (10**30, 10_001)])
+def test_a_negative_or_absurd_retry_count_is_clamped(stored: int, then: int) -> None:
+    # -1000 would have bought a thousand extra retries; 10**30 is past every limit.
+    p = payload(retry=3, retry_count=stored)
+    out = decide(p, ValueError("x"), "default", CONFIG)
+    assert p["retry_count"] == then
+    assert out.action == ("retry" if then < 3 else "dead")
+
+
 def test_retry_n_gives_n_retries() -> None:
     p = payload(retry=3)
     actions = [decide(p, ValueError("x"), "default", CONFIG).action for _ in range(4)]

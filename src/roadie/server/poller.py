@@ -19,7 +19,7 @@ from roadie.connection import Redis
 from roadie.errors import MalformedPayload
 from roadie.keys import Keys
 from roadie.middleware import Hooks
-from roadie.retry import add_dead
+from roadie.retry import malformed_entry
 from roadie.scripts import Scripts
 from roadie.server.outage import TRANSIENT, Backoff, Outage
 
@@ -105,8 +105,9 @@ class Poller:
         return moved
 
     def _bury(self, zset: str, raw: bytes, exc: MalformedPayload) -> None:
-        log.error("%s (in %s); moved to the dead set as it was", exc, zset)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zrem(zset, raw)
-        add_dead(pipe, self.keys, self.config, raw)
-        pipe.execute()
+        log.error("%s (in %s); moved to the dead set with the reason, the entry kept as "
+                  "it was", exc, zset)
+        at = pl.now()
+        self.scripts.fail(zset, self.keys.dead, raw, malformed_entry(raw, str(exc), "default", at),
+                          at, trim_below=at - self.config.dead_timeout_s,
+                          keep=self.config.dead_max_jobs, from_sorted_set=True)

@@ -4,6 +4,7 @@ that fetches."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -20,7 +21,7 @@ from roadie.job import Job
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.registry import Registry
-from roadie.retry import decide, safe_message
+from roadie.retry import decide, malformed_entry, safe_message
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.outage import TRANSIENT, Backoff, Outage
@@ -48,10 +49,8 @@ def exit_if_forked_child(owner_pid: int) -> None:
     """In a child forked by a job (not the process that runs it), exit at once."""
     if _forked and os.getpid() != owner_pid:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):  # a closed or broken stream: exit anyway
                 stream.flush()
-            except Exception:  # a closed or broken stream: exit all the same
-                pass
         os._exit(0)
 
 
@@ -190,9 +189,10 @@ class JobRunner:
             try:
                 payload = pl.decode(uow.raw)
             except MalformedPayload as exc:
-                log.error("%s; moved to the dead set as it was", exc,
-                          extra={"roadie": {"queue": queue}})
-                self._write_outcome(lambda: self.fetcher.dead(uow, uow.raw))
+                log.error("%s; moved to the dead set with the reason, the entry kept as "
+                          "it was", exc, extra={"roadie": {"queue": queue}})
+                entry = malformed_entry(uow.raw, str(exc), queue, pl.now())
+                self._write_outcome(lambda: self.fetcher.dead(uow, entry))
                 self.state.count(failed=True)
                 return None
         run = self._started(uow, queue, payload)
