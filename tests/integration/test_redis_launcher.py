@@ -333,3 +333,35 @@ def test_processors_that_run_dry_park_while_a_sibling_runs_a_long_job(
     launcher.stop()
     assert r.get("stat:processed") == b"5"
     assert r.exists("queue:default", f"roadie:inflight:{launcher.identity}") == 0
+
+
+def test_start_warns_once_about_queues_no_processor_listens_to(
+    registry: Registry, launch: Callable[..., Launcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    class Mail(Job, registry=registry, name="Mail", queue="mail"):
+        def perform(self) -> None: ...
+
+    class Report(Job, registry=registry, name="Report", queue="reports"):
+        def perform(self) -> None: ...
+
+    class Plain(Job, registry=registry, name="Plain"):
+        def perform(self) -> None: ...
+
+    caplog.set_level("WARNING", logger="roadie")
+    launch(queues=(("default", 0), ("reports", 0)))
+
+    [line] = [m for m in caplog.messages if "does not listen to" in m]
+    assert "mail (Mail)" in line and "add -q mail" in line
+    assert "Report" not in line and "Plain" not in line
+
+
+def test_start_is_silent_when_every_class_queue_is_served(
+    registry: Registry, launch: Callable[..., Launcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    class Mail(Job, registry=registry, name="Mail", queue="mail"):
+        def perform(self) -> None: ...
+
+    caplog.set_level("WARNING", logger="roadie")
+    launch(queues=(("mail", 2), ("default", 1)))
+
+    assert not [m for m in caplog.messages if "does not listen to" in m]

@@ -206,6 +206,7 @@ class Launcher:
             )
         if self.registry.names() == []:
             log.warning("no job classes are registered: load your jobs' modules with -r")
+        self._warn_unserved_queues()
         self.hooks.fire("startup")
         try:
             self.heartbeat.register()
@@ -231,6 +232,25 @@ class Launcher:
             self.identity, self.config.concurrency,
             ", ".join(f"{q},{w}" if w else q for q, w in self.config.queues), self.url,
         )
+
+    def _warn_unserved_queues(self) -> None:
+        """One warning when loaded job classes push to queues this process does not
+        fetch from: their jobs would wait there until some process serves them."""
+        served = set(self.config.queue_names)
+        unserved: dict[str, list[str]] = {}
+        for name in self.registry.names():
+            job_cls = self.registry.find(name)
+            queue = str((job_cls.options if job_cls else {}).get("queue") or "default")
+            if queue not in served:
+                unserved.setdefault(queue, []).append(name)
+        if unserved:
+            listed = "; ".join(f"{q} ({', '.join(names)})" for q, names in sorted(unserved.items()))
+            log.warning(
+                "job classes loaded here use queues this process does not listen to: %s. "
+                "Their jobs wait there until a process serves them: add %s, or run "
+                "another process for those queues",
+                listed, " ".join(f"-q {q}" for q in sorted(unserved)),
+            )
 
     def quiet(self) -> None:
         if self.state.quiet.is_set():
