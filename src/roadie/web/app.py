@@ -25,6 +25,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from roadie.api import JobRecord
+from roadie.api.base import epoch, showable_time, time_marker
 from roadie.config import Config
 from roadie.web import openapi
 from roadie.web.charts import history_svg
@@ -35,8 +37,11 @@ T = TypeVar("T")
 
 
 def _ago(at: float | None) -> str:
+    """``5m ago`` / ``in 2h`` for a time in epoch seconds (a score, or read by api)."""
     if not at:
         return "-"
+    if not showable_time(at):
+        return time_marker(at)
     delta = time.time() - at
     future = delta < 0
     delta = abs(delta)
@@ -52,7 +57,30 @@ def _ago(at: float | None) -> str:
 def _iso(at: float | None) -> str:
     if not at:
         return ""
+    if not showable_time(at):
+        return time_marker(at)
     return datetime.fromtimestamp(at, UTC).isoformat(" ", "seconds")
+
+
+def _stored(record: JobRecord, name: str) -> tuple[float | None, Any]:
+    """A payload time as seconds (None when absent or not a time) and as stored."""
+    raw = record[name]
+    return epoch(raw), raw
+
+
+def _ago_of(record: JobRecord, name: str) -> str:
+    """``_ago`` of a payload time; a stored value that is no time is shown as it is."""
+    at, raw = _stored(record, name)
+    if at is None and raw is not None:
+        return time_marker(raw)
+    return _ago(at)
+
+
+def _iso_of(record: JobRecord, name: str) -> str:
+    at, raw = _stored(record, name)
+    if at is None and raw is not None:
+        return time_marker(raw)
+    return _iso(at)
 
 
 def _json(value: Any, indent: bool = False) -> str:
@@ -78,6 +106,8 @@ def _env() -> Environment:
     )
     env.filters["ago"] = _ago
     env.filters["iso"] = _iso
+    env.filters["ago_of"] = _ago_of
+    env.filters["iso_of"] = _iso_of
     env.filters["json"] = _json
     env.filters["duration"] = _duration
     env.globals["entry_key"] = entry_key
@@ -260,8 +290,10 @@ class Dashboard:
         p = await self.run(lambda: self.data.set_page(name, page, query))
         return JSONResponse({
             "set": name, "page": p.page, "total": p.total,
-            "entries": [{"key": entry_key(e), "at": e.score, **record_json(e.record)}
-                        for e in p.items],
+            # A score that is no time (inf, 1e300) is null here, as record_json's
+            # times are; the key keeps it exactly.
+            "entries": [{"key": entry_key(e), "at": e.score if showable_time(e.score) else None,
+                         **record_json(e.record)} for e in p.items],
         })
 
     async def api_processes(self, request: Request) -> Response:
