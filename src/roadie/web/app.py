@@ -9,7 +9,7 @@ answer with a redirect back to the page (post/redirect/get).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, TypeVar
@@ -31,7 +31,15 @@ from roadie.config import Config
 from roadie.web import openapi
 from roadie.web.charts import history_svg
 from roadie.web.data import HISTORY_DAYS, SET_ACTIONS, SETS, Data, entry_key, record_json
-from roadie.web.security import API_HEADER, CSRF_FIELD, AuthHook, Guard, csrf_ok, csrf_token
+from roadie.web.security import (
+    API_HEADER,
+    CSRF_FIELD,
+    AuthHook,
+    Guard,
+    HostAllowList,
+    csrf_ok,
+    csrf_token,
+)
 
 T = TypeVar("T")
 
@@ -364,12 +372,20 @@ class Dashboard:
 
 
 def create_app(config: Config | None = None, auth: AuthHook | None = None, *,
-               data: Data | None = None) -> Guard:
+               data: Data | None = None,
+               allowed_hosts: Iterable[str] | HostAllowList | None = None) -> Guard:
     """The dashboard as an ASGI app, to serve (``roadie web``) or mount.
 
     ``auth`` is the hook for the host app's own authentication: called with each
     Starlette ``Request``, it returns (or awaits to) True to let the request in.
+
+    ``allowed_hosts``: the ``Host`` names the dashboard answers to (see
+    ``HostAllowList``; ``LOOPBACK_HOSTS`` for this machine only); any other gets 400.
+    None (the default) checks nothing: mounted in a web framework, the framework's
+    own allowed-hosts setting does it (docs/dashboard.md).
     """
+    if allowed_hosts is not None and not isinstance(allowed_hosts, HostAllowList):
+        allowed_hosts = HostAllowList(allowed_hosts)
     if config is None:
         from roadie.config import load
 
@@ -420,4 +436,4 @@ def create_app(config: Config | None = None, auth: AuthHook | None = None, *,
     ]
     app = Starlette(routes=routes)
     app.state.roadie = d
-    return Guard(app, auth)
+    return Guard(app, auth, allowed_hosts)
