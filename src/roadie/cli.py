@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     web.add_argument("--port", "-p", type=int, default=7433, help="port (default 7433)")
     web.add_argument("--password", help="require HTTP basic auth (user 'roadie'); "
                      "env ROADIE_WEB_PASSWORD")
+    web.add_argument("--allowed-host", action="append", metavar="NAME", default=[],
+                     help="also answer to this Host name (dash.example.com, .example.com "
+                     "for it and its subdomains, '*' for any); repeatable; env "
+                     "ROADIE_WEB_ALLOWED_HOSTS (comma-separated). Default: localhost and "
+                     "127.0.0.1 (any IP address when --host is not a loopback address)")
 
     emb = sub.add_parser("embedded", help="start/stop/status of the embedded redis-server")
     emb.add_argument("action", choices=["start", "stop", "status"])
@@ -206,13 +211,21 @@ def cmd_web(args: argparse.Namespace) -> int:
         import uvicorn
 
         from roadie.web import basic_auth, create_app
+        from roadie.web.security import loopback_bind, web_allowed_hosts
     except ImportError as exc:
         raise RoadieError(f"the dashboard needs: pip install 'roadie[web]' ({exc})") from None
     password = args.password or os.environ.get("ROADIE_WEB_PASSWORD")
-    if not password and args.host not in ("127.0.0.1", "localhost", "::1"):
+    extra_hosts = [*os.environ.get("ROADIE_WEB_ALLOWED_HOSTS", "").split(","),
+                   *args.allowed_host]
+    try:
+        hosts = web_allowed_hosts(args.host, extra_hosts)
+    except ValueError as exc:
+        raise RoadieError(f"--allowed-host / ROADIE_WEB_ALLOWED_HOSTS: {exc}") from None
+    if not password and not loopback_bind(args.host):
         print(f"roadie: warning: serving on {args.host} without a password "
               "(--password or ROADIE_WEB_PASSWORD)", file=sys.stderr)
-    app = create_app(load_config(args), auth=basic_auth(password) if password else None)
+    app = create_app(load_config(args), auth=basic_auth(password) if password else None,
+                     allowed_hosts=hosts)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

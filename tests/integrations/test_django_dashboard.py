@@ -69,3 +69,14 @@ def test_staff_sees_the_dashboard_and_pauses_a_queue(config: Config) -> None:
     assert done.status_code == 303
     assert done["Location"] == "/roadie/queues?done=pause:1"
     assert "default" in Data(config).paused()
+
+
+@pytest.mark.usefixtures("users")
+def test_a_host_outside_allowed_hosts_is_refused_even_for_staff() -> None:
+    # ALLOWED_HOSTS of the example site: 127.0.0.1, localhost, testserver.
+    client = DjangoClient()
+    assert client.login(username="staff", password="pw-staff")
+    assert client.get("/roadie/api/stats").status_code == 200
+    refused = client.get("/roadie/api/stats", HTTP_HOST="rebind.evil.example")
+    assert refused.status_code == 400
+    assert client.get("/roadie/api/stats", HTTP_HOST="localhost:8000").status_code == 200

@@ -85,3 +85,26 @@ def test_logged_in_user_sees_the_dashboard_and_pauses_a_queue(
         assert done.status_code == 303
         assert done.headers["location"] == "/roadie/queues?done=pause:1"
         assert "default" in Data(config).paused()
+
+
+def test_trusted_host_middleware_or_allowed_hosts_refuse_a_rebinding_host(
+        config: Config, r: redis.Redis) -> None:
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    # Starlette's own setting covers the mounted dashboard (docs/dashboard.md).
+    app = FastAPI(lifespan=Roadie(config).lifespan)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["shop.example"])
+    app.mount("/roadie", dashboard(require=lambda request: True))
+    with TestClient(app, base_url="http://rebind.evil.example") as http:
+        assert http.get("/roadie/api/stats").status_code == 400
+    with TestClient(app, base_url="http://shop.example") as http:
+        assert http.get("/roadie/api/stats").status_code == 200
+    # Or the dashboard's own list, for this mount only.
+    own = FastAPI(lifespan=Roadie(config).lifespan)
+    own.mount("/roadie", dashboard(require=lambda request: True,
+                                   allowed_hosts=["shop.example"]))
+    with TestClient(own, base_url="http://rebind.evil.example") as http:
+        refused = http.get("/roadie/api/stats")
+        assert refused.status_code == 400 and "rebind.evil.example" in refused.json()["host"]
+    with TestClient(own, base_url="http://shop.example") as http:
+        assert http.get("/roadie/api/stats").status_code == 200

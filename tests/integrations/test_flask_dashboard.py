@@ -84,3 +84,19 @@ def test_logged_in_user_sees_the_dashboard_and_pauses_a_queue(
     assert done.status_code == 303
     assert done.headers["Location"] == "/roadie/queues?done=pause:1"
     assert "default" in Data(config).paused()
+
+
+def test_the_dashboard_answers_only_to_the_apps_trusted_hosts(redis_url: str,
+                                                             r: redis.Redis) -> None:
+    # Requests to the dashboard never reach Flask's own TRUSTED_HOSTS check, so the
+    # dashboard is given the list: a rebinding page's Host gets 400, even logged in.
+    app = create_app({"ROADIE_REDIS_URL": redis_url, "SECRET_KEY": "test-only",
+                      "TRUSTED_HOSTS": ["shop.example", ".shop.test"]})
+    rd.mount_dashboard(app, "/roadie", require=lambda: True)
+    client = app.test_client()
+    refused = client.get("/roadie/api/stats", base_url="http://rebind.evil.example")
+    assert refused.status_code == 400
+    assert "rebind.evil.example" in refused.get_json()["error"]
+    assert "TRUSTED_HOSTS" in refused.get_json()["error"]
+    assert client.get("/roadie/api/stats", base_url="http://shop.example").status_code == 200
+    assert client.get("/roadie/", base_url="http://admin.shop.test").status_code == 200

@@ -10,11 +10,8 @@ so that an ordinary test run leaves the work tree clean.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,8 +19,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 import redis
-from helpers import free_port, wait_until
-from web_support import KEYS, XSS, failed_payload, seed
+from web_support import KEYS, XSS, failed_payload, seed, serve_web
 
 from roadie.config import Config
 
@@ -46,28 +42,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwr
 @pytest.fixture
 def server(redis_url: str, r: redis.Redis) -> Iterator[str]:
     """``roadie web`` in a subprocess; yields its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "roadie", "web", "--redis-url", redis_url, "--port", str(port)],
-        env={**os.environ, "ROADIE_WEB_PASSWORD": ""},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(url + "/api/stats", timeout=1) as reply:
-                return bool(reply.status == 200)
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            return False
-
-    try:
-        wait_until(up, timeout=20, message="roadie web did not start")
+    with serve_web(redis_url) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import redis
+from helpers import free_port, wait_until
 from starlette.testclient import TestClient
 
 from roadie.client import Client
@@ -59,3 +66,34 @@ def token(client: TestClient, path: str = "/") -> str:
 
 def web_client(config: Config, **kwargs: Any) -> TestClient:
     return TestClient(create_app(config, **kwargs))
+
+
+@contextmanager
+def serve_web(redis_url: str, *args: str, bind: str = "127.0.0.1",
+              env: dict[str, str] | None = None) -> Iterator[str]:
+    """``roadie web`` (uvicorn) in a subprocess on a free port; yields its base URL,
+    ``http://<bind>:<port>``, once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roadie", "web", "--redis-url", redis_url, "--host", bind,
+         "--port", str(port), *args],
+        env={**os.environ, "ROADIE_WEB_PASSWORD": "", "ROADIE_WEB_ALLOWED_HOSTS": "",
+             **(env or {})},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://{'127.0.0.1' if bind == '0.0.0.0' else bind}:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/api/stats", timeout=1) as reply:
+                return bool(reply.status == 200)
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            return False
+
+    try:
+        wait_until(up, timeout=20, message="roadie web did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -14,6 +14,7 @@ objects, and missing fields.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -77,12 +78,14 @@ def to_int(value: Any, default: int = 0) -> int:
 
 
 def to_float(value: Any, default: float = 0.0) -> float:
+    """A finite float, else ``default`` (``inf`` and ``nan`` have no place in JSON)."""
     if value is None or isinstance(value, bool):
         return default
     try:
-        return float(value.decode() if isinstance(value, bytes) else value)
-    except (TypeError, ValueError):
+        number = float(value.decode() if isinstance(value, bytes) else value)
+    except (TypeError, ValueError, OverflowError):
         return default
+    return number if math.isfinite(number) else default
 
 
 def as_bytes(raw: bytes | str) -> bytes:
@@ -100,9 +103,42 @@ def parse_object(raw: bytes | str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+#: The times ``datetime`` can show (years 1 to 9999), as epoch seconds.
+EARLIEST_S = -62135596800.0
+LATEST_S = 253402300799.0
+
+
+def showable_time(seconds: float) -> bool:
+    """Whether ``seconds`` is a time a person can be shown (finite, years 1 to 9999).
+
+    A score or payload time outside it (Sidekiq's, or a hostile writer's ``1e300``)
+    is not a time: the readers here give None for it rather than fail a page later.
+    """
+    return EARLIEST_S <= seconds <= LATEST_S  # False for nan as well
+
+
 def epoch(value: Any) -> float | None:
-    """A time from a payload or hash: float seconds or Sidekiq 8 integer ms."""
-    return pl.epoch_seconds(value)
+    """A time from a payload or hash: float seconds or Sidekiq 8 integer ms.
+
+    None when absent, or not a showable time (see ``showable_time``).
+    """
+    seconds = pl.epoch_seconds(value)
+    return seconds if seconds is not None and showable_time(seconds) else None
+
+
+def time_marker(value: Any) -> str:
+    """How a page shows a stored time that is not one: ``invalid time 1e+300``."""
+    if isinstance(value, str):
+        shown = orjson.dumps(value[:40] + ("..." if len(value) > 40 else "")).decode()
+    elif isinstance(value, float | int) and not isinstance(value, bool):
+        shown = repr(value)
+    else:
+        try:
+            shown = orjson.dumps(value).decode()
+        except TypeError:
+            shown = repr(value)
+        shown = shown[:40] + ("..." if len(shown) > 40 else "")
+    return f"invalid time {shown}"
 
 
 def glob_escape(text_: str) -> str:

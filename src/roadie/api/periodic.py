@@ -12,12 +12,13 @@ program knows (its loaded modules, its config file) can be listed alongside::
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from roadie.api.base import ApiBase, parse_object, text
+from roadie.api.base import ApiBase, parse_object, text, to_float
 from roadie.cron import Schedule, make_schedule
 from roadie.errors import ConfigError
 from roadie.registry import Registry
@@ -114,9 +115,9 @@ class PeriodicSet(ApiBase):
 
 
 def _number(value: Any) -> float | None:
+    """A finite float, else None: ``inf`` or ``nan`` stored by hand is no time and
+    could not go into the JSON API."""
     if value is None or isinstance(value, bool):
         return None
-    try:
-        return float(value.decode() if isinstance(value, bytes) else value)
-    except (TypeError, ValueError):
-        return None
+    number = to_float(value, math.nan)
+    return None if math.isnan(number) else number

@@ -34,7 +34,7 @@ With a lifespan of your own, enter roadie's inside it::
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -104,6 +104,7 @@ def dashboard(
     *,
     require: Callable[[Request], bool | Awaitable[bool]] | None = None,
     login_url: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """roadie's dashboard, to ``app.mount("/roadie", dashboard(require=...))``.
 
@@ -114,11 +115,15 @@ def dashboard(
     dashboard reads the Redis of ``config``, by default that of roadie's default client
     (``Roadie(config)`` sets it). It keeps its own CSRF protection. Needs the ``web``
     extra.
+
+    Against DNS rebinding, add Starlette's ``TrustedHostMiddleware`` to your app (it
+    covers mounted apps too), or give ``allowed_hosts``: the ``Host`` names the
+    dashboard answers to (others get 400).
     """
     from roadie.web import create_app
 
     app = create_app(config or roadie.get_client().config,
-                     auth=require if login_url is None else None)
+                     auth=require if login_url is None else None, allowed_hosts=allowed_hosts)
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and require is not None and login_url is not None:

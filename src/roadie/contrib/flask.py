@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -85,6 +85,7 @@ class Roadie:
         *,
         require: Callable[[], bool] | None = None,
         login_view: str | None = None,
+        allowed_hosts: Iterable[str] | None = None,
     ) -> None:
         """Serve roadie's dashboard at ``path`` of ``app``, behind the app's own login.
 
@@ -95,17 +96,26 @@ class Roadie:
         is mounted with werkzeug's ``DispatcherMiddleware`` and reads the Redis of the
         app's ``ROADIE_*`` settings; it keeps its own CSRF protection. Needs the
         ``web`` extra. Call after ``init_app``.
+
+        ``allowed_hosts`` (by default the app's ``TRUSTED_HOSTS``) are the ``Host``
+        names the dashboard answers to, against DNS rebinding; others get 400. It is
+        passed on because requests to the dashboard never reach Flask's own check.
         """
         from a2wsgi import ASGIMiddleware
         from flask import redirect, request, url_for
         from werkzeug.middleware.dispatcher import DispatcherMiddleware
         from werkzeug.wrappers import Response
 
-        from roadie.web import create_app
+        from roadie.web import HostAllowList, create_app
 
         prefix = "/" + path.strip("/")
         client: Client = app.extensions[EXTENSION]
-        dashboard: Any = ASGIMiddleware(create_app(client.config))  # type: ignore[arg-type]
+        if allowed_hosts is None:
+            allowed_hosts = app.config.get("TRUSTED_HOSTS")
+        hint = "add it to the app's TRUSTED_HOSTS (or to allowed_hosts of mount_dashboard)"
+        hosts = HostAllowList(allowed_hosts, how_to_allow=hint) if allowed_hosts else None
+        asgi = create_app(client.config, allowed_hosts=hosts)
+        dashboard: Any = ASGIMiddleware(asgi)  # type: ignore[arg-type]
         dispatch = DispatcherMiddleware(app.wsgi_app, {prefix: dashboard})
 
         def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:

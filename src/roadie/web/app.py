@@ -9,7 +9,7 @@ answer with a redirect back to the page (post/redirect/get).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, TypeVar
@@ -25,18 +25,31 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from roadie.api import JobRecord
+from roadie.api.base import epoch, showable_time, time_marker
 from roadie.config import Config
 from roadie.web import openapi
 from roadie.web.charts import history_svg
 from roadie.web.data import HISTORY_DAYS, SET_ACTIONS, SETS, Data, entry_key, record_json
-from roadie.web.security import API_HEADER, CSRF_FIELD, AuthHook, Guard, csrf_ok, csrf_token
+from roadie.web.security import (
+    API_HEADER,
+    CSRF_FIELD,
+    AuthHook,
+    Guard,
+    HostAllowList,
+    csrf_ok,
+    csrf_token,
+)
 
 T = TypeVar("T")
 
 
 def _ago(at: float | None) -> str:
+    """``5m ago`` / ``in 2h`` for a time in epoch seconds (a score, or read by api)."""
     if not at:
         return "-"
+    if not showable_time(at):
+        return time_marker(at)
     delta = time.time() - at
     future = delta < 0
     delta = abs(delta)
@@ -52,7 +65,30 @@ def _ago(at: float | None) -> str:
 def _iso(at: float | None) -> str:
     if not at:
         return ""
+    if not showable_time(at):
+        return time_marker(at)
     return datetime.fromtimestamp(at, UTC).isoformat(" ", "seconds")
+
+
+def _stored(record: JobRecord, name: str) -> tuple[float | None, Any]:
+    """A payload time as seconds (None when absent or not a time) and as stored."""
+    raw = record[name]
+    return epoch(raw), raw
+
+
+def _ago_of(record: JobRecord, name: str) -> str:
+    """``_ago`` of a payload time; a stored value that is no time is shown as it is."""
+    at, raw = _stored(record, name)
+    if at is None and raw is not None:
+        return time_marker(raw)
+    return _ago(at)
+
+
+def _iso_of(record: JobRecord, name: str) -> str:
+    at, raw = _stored(record, name)
+    if at is None and raw is not None:
+        return time_marker(raw)
+    return _iso(at)
 
 
 def _json(value: Any, indent: bool = False) -> str:
@@ -78,6 +114,8 @@ def _env() -> Environment:
     )
     env.filters["ago"] = _ago
     env.filters["iso"] = _iso
+    env.filters["ago_of"] = _ago_of
+    env.filters["iso_of"] = _iso_of
     env.filters["json"] = _json
     env.filters["duration"] = _duration
     env.globals["entry_key"] = entry_key
@@ -260,8 +298,10 @@ class Dashboard:
         p = await self.run(lambda: self.data.set_page(name, page, query))
         return JSONResponse({
             "set": name, "page": p.page, "total": p.total,
-            "entries": [{"key": entry_key(e), "at": e.score, **record_json(e.record)}
-                        for e in p.items],
+            # A score that is no time (inf, 1e300) is null here, as record_json's
+            # times are; the key keeps it exactly.
+            "entries": [{"key": entry_key(e), "at": e.score if showable_time(e.score) else None,
+                         **record_json(e.record)} for e in p.items],
         })
 
     async def api_processes(self, request: Request) -> Response:
@@ -332,12 +372,20 @@ class Dashboard:
 
 
 def create_app(config: Config | None = None, auth: AuthHook | None = None, *,
-               data: Data | None = None) -> Guard:
+               data: Data | None = None,
+               allowed_hosts: Iterable[str] | HostAllowList | None = None) -> Guard:
     """The dashboard as an ASGI app, to serve (``roadie web``) or mount.
 
     ``auth`` is the hook for the host app's own authentication: called with each
     Starlette ``Request``, it returns (or awaits to) True to let the request in.
+
+    ``allowed_hosts``: the ``Host`` names the dashboard answers to (see
+    ``HostAllowList``; ``LOOPBACK_HOSTS`` for this machine only); any other gets 400.
+    None (the default) checks nothing: mounted in a web framework, the framework's
+    own allowed-hosts setting does it (docs/dashboard.md).
     """
+    if allowed_hosts is not None and not isinstance(allowed_hosts, HostAllowList):
+        allowed_hosts = HostAllowList(allowed_hosts)
     if config is None:
         from roadie.config import load
 
@@ -388,4 +436,4 @@ def create_app(config: Config | None = None, auth: AuthHook | None = None, *,
     ]
     app = Starlette(routes=routes)
     app.state.roadie = d
-    return Guard(app, auth)
+    return Guard(app, auth, allowed_hosts)

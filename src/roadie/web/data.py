@@ -6,6 +6,7 @@ dashboard mounted in an async app never blocks that app's event loop.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,22 @@ class Page:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.size))
+        return pages_of(self.total, self.size)
+
+
+def pages_of(total: int, size: int) -> int:
+    return max(1, -(-total // size))
+
+
+def clamp_page(page: int, total: int) -> int:
+    """``page`` within 1 and the last page: past the end (``?page=10**21``, which
+    Redis cannot take as an index) shows the last page."""
+    return min(max(1, page), pages_of(total, PAGE_SIZE))
+
+
+#: ``entry_key`` read back: the score's ``repr`` (``-1e+20``, ``1e-05``, ``inf``: a
+#: minus sign may lead it or sit in its exponent) then ``-`` and the jid.
+ENTRY_KEY = re.compile(r"(-?(?:inf|[0-9.]+(?:e[-+][0-9]+)?))-(.*)", re.DOTALL)
 
 
 def entry_key(entry: SortedEntry) -> str:
@@ -121,8 +137,10 @@ class Data:
 
     def queue_page(self, name: str, page: int) -> Page:
         q = self.queue(name)
+        total = q.size()
+        page = clamp_page(page, total)
         start = (page - 1) * PAGE_SIZE
-        return Page(q.entries(start, PAGE_SIZE), page, PAGE_SIZE, q.size())
+        return Page(q.entries(start, PAGE_SIZE), page, PAGE_SIZE, total)
 
     def sorted_set(self, name: str) -> SortedSet:
         cls = SETS[name][1]
@@ -132,20 +150,21 @@ class Data:
                  ) -> Page:
         sset = self.sorted_set(name)
         reverse = SETS[name][2] if desc is None else desc
-        start = (page - 1) * PAGE_SIZE
         if query:
             found = sorted(sset.scan(query), key=lambda e: e.score, reverse=reverse)
+            page = clamp_page(page, len(found))
+            start = (page - 1) * PAGE_SIZE
             return Page(found[start:start + PAGE_SIZE], page, PAGE_SIZE, len(found))
-        return Page(sset.entries(start, PAGE_SIZE, reverse=reverse), page, PAGE_SIZE,
-                    sset.size())
+        total = sset.size()
+        page = clamp_page(page, total)
+        start = (page - 1) * PAGE_SIZE
+        return Page(sset.entries(start, PAGE_SIZE, reverse=reverse), page, PAGE_SIZE, total)
 
     def find_entry(self, name: str, key: str) -> SortedEntry | None:
-        score, _, jid = key.partition("-")
-        try:
-            at = float(score)
-        except ValueError:
+        parsed = ENTRY_KEY.fullmatch(key)
+        if parsed is None:
             return None
-        found = self.sorted_set(name).fetch(at, jid)
+        found = self.sorted_set(name).fetch(float(parsed.group(1)), parsed.group(2))
         return found[0] if found else None
 
     def processes(self) -> list[Any]:

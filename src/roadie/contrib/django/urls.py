@@ -15,7 +15,9 @@ An anonymous visitor, or a user who is not staff, is sent to the admin's login p
 (``staff_member_required``). The dashboard (a Starlette app, run through a2wsgi) reads
 the Redis of roadie's default client, which ``ROADIE`` in the settings configures. It
 keeps its own CSRF protection (a per-session token and a same-site check), so the view
-is exempt from Django's. Needs the ``web`` extra: ``pip install "roadie[web,django]"``.
+is exempt from Django's. The ``Host`` of each request is checked against Django's
+``ALLOWED_HOSTS`` (against DNS rebinding). Needs the ``web`` extra:
+``pip install "roadie[web,django]"``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def _dashboard_wsgi() -> Callable[..., Iterable[bytes]]:
 @staff_member_required
 def dashboard(request: HttpRequest, path: str = "") -> HttpResponse:
     """The dashboard's page (or API call, or static file) at ``path``."""
+    # Django's ALLOWED_HOSTS, checked here whatever middleware the site has: a foreign
+    # Host (DNS rebinding) raises DisallowedHost, which Django answers with 400.
+    request.get_host()
     body = request.body
     prefix = request.path_info[: len(request.path_info) - len(path)].rstrip("/")
     environ: dict[str, Any] = {
