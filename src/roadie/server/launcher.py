@@ -196,6 +196,14 @@ class Launcher:
             raise RedisUnavailable(
                 f"Redis at {self.url} is version {have}; roadie needs {need} or newer"
             )
+        from roadie.check import preflight
+
+        # Missing ACL permissions, too few maxclients, a socket timeout shorter than
+        # a blocking fetch: refuse now, in one line, not with a processor's traceback.
+        try:
+            preflight(self.redis, self.config, self.url)
+        except TRANSIENT as exc:
+            raise RedisUnavailable(f"lost Redis at {self.url} while checking it ({exc})") from None
 
     def start(self) -> None:
         self.check_redis()
