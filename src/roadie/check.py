@@ -150,7 +150,7 @@ def _report(client: redis.Redis, config: Config, out: TextIO) -> int | None:
         _line(out, "clients", f"{info.get('connected_clients', '?')} connected, maxclients "
               f"{maxclients} (roadie run needs {connections})")
         if connections > maxclients:
-            failures.append(too_many_connections(config, maxclients, redact(config.redis_url)))
+            failures.append(too_many_connections(config, maxclients, _location(client)))
     missing = acl.missing(client, Keys(config.namespace), config.queue_names)
     _line(out, "permissions", "all the commands roadie needs" if not missing else "missing")
     if missing:
@@ -174,9 +174,8 @@ def connections_needed(config: Config) -> int:
 
 
 def too_many_connections(config: Config, maxclients: int, where: str) -> str:
-    per = f"{config.concurrency} + {SHARED_CONNECTIONS}"
-    count = (f"{config.processes} processes x ({per})" if config.processes > 1
-             else f"{per} (one per processor, {SHARED_CONNECTIONS} shared)")
+    per = f"{config.concurrency} for the processors + {SHARED_CONNECTIONS} shared"
+    count = f"{config.processes} processes x ({per})" if config.processes > 1 else per
     return (
         f"roadie run with {config.label('concurrency')} {config.concurrency} needs "
         f"{connections_needed(config)} Redis connections ({count}), more than Redis at "
