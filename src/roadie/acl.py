@@ -13,7 +13,6 @@ any user, on Redis 6.2 too; ``ACL DRYRUN`` needs admin rights and Redis 7.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -97,8 +96,9 @@ class Missing:
 
 
 def sample_identity() -> str:
-    """A process identity as ``roadie run`` makes them (``host:pid:hex``)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_MARK}"
+    """A process identity as ``roadie run`` makes them (``host:pid:hex``), the same
+    in ``roadie check`` and ``roadie run``: both name the same keys."""
+    return f"{socket.gethostname()}:0:{_MARK}"
 
 
 def probes(keys: Keys, queues: Sequence[str], identity: str) -> list[Probe]:
@@ -259,4 +259,5 @@ def missing(client: redis.Redis, keys: Keys, queues: Sequence[str],
         suspects = [k for k in probe.keys if k not in allowed] or list(probe.keys)
         for key in suspects:
             result.keys.setdefault(key, probe.argv[0])
+    result.commands.sort(key=COMMANDS.index)  # the same list, whatever the probes' order
     return result
