@@ -240,7 +240,7 @@ _RANGES: dict[str, tuple[float, float | None, str]] = {
 #: Why a range is what it is, where that is not obvious.
 _WHY = {
     "heartbeat_interval_s": " (the process hash it refreshes expires after 60 s)",
-    "max_memory_mb": " (a number of MB; 0: no limit)",
+    "max_memory_mb": " (a number of MB, or 0 for no limit)",
     "dead_max_jobs": " (to keep no dead job, give the job retry=False or dead=False)",
     "timeout_s": " (0: push running jobs back at once)",
 }

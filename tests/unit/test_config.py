@@ -390,8 +390,8 @@ def test_every_number_has_a_range() -> None:
         ({"ROADIE_MAX_RETRIES": "-1"}, "max_retries must be at least 0, got -1"),
         ({"ROADIE_MAX_CRASHES": "0"}, "max_crashes must be at least 1, got 0"),
         ({"ROADIE_PROCESSES": "0"}, "processes must be at least 1, got 0"),
-        ({"ROADIE_MAX_MEMORY_MB": "-5"}, r"max_memory_mb must be at least 0 \(a number of MB; "
-         r"0: no limit\), got -5"),
+        ({"ROADIE_MAX_MEMORY_MB": "-5"}, r"max_memory_mb must be at least 0 \(a number of MB, or "
+         r"0 for no limit\), got -5"),
         ({"ROADIE_PROCESS_TTL_S": "6"},
          r"process_ttl_s must be at least twice heartbeat_interval_s and 1 s longer than it "
          r"\(10 with heartbeat_interval_s 5\), got 6 \(from environment variable "
