@@ -88,6 +88,10 @@ def _report(client: redis.Redis, config: Config, out: TextIO) -> int | None:
     """Print the facts; return the number of warnings, or None if Redis is unusable."""
     warnings: list[str] = []
     client.ping()  # connection and auth problems surface here, before anything else
+    missing = acl.missing(client, Keys(config.namespace), config.queue_names)
+    if "info" in missing.commands:  # nothing else can be told
+        _fail(out, missing.describe())
+        return None
     info = client.info()
     version = server_version(info)
     shown = ".".join(map(str, version))
@@ -151,7 +155,6 @@ def _report(client: redis.Redis, config: Config, out: TextIO) -> int | None:
               f"{maxclients} (roadie run needs {connections})")
         if connections > maxclients:
             failures.append(too_many_connections(config, maxclients, _location(client)))
-    missing = acl.missing(client, Keys(config.namespace), config.queue_names)
     _line(out, "permissions", "all the commands roadie needs" if not missing else "missing")
     if missing:
         failures.append(missing.describe())
@@ -205,10 +208,15 @@ def preflight(client: redis.Redis, config: Config, where: str) -> None:
     problem = fetch_timeout_problem(config)
     if problem:
         raise ConfigError(problem)
+    refuse_missing_permissions(client, config, where)
     info = client.info("clients")
     maxclients = int(info.get("maxclients", 0) or 0)
     if maxclients and connections_needed(config) > maxclients:
         raise RedisUnavailable(too_many_connections(config, maxclients, where))
+
+
+def refuse_missing_permissions(client: redis.Redis, config: Config, where: str) -> None:
+    """``RedisUnavailable`` listing the commands and keys the user may not use, if any."""
     missing = acl.missing(client, Keys(config.namespace), config.queue_names)
     if missing:
         raise RedisUnavailable(f"cannot run jobs with Redis at {where}: {missing.describe()}")

@@ -130,6 +130,7 @@ def test_wrong_password_is_a_clear_error(acl_server: Server, tmp_path: Path) -> 
     # A failing job ran again and again, never reaching retry or dead.
     (("~*", "-zadd"), "commands zadd: grant +zadd in the user's ACL rule"),
     (("~*", "-evalsha", "-zadd"), "commands zadd, evalsha: grant +zadd +evalsha in"),
+    (("~*", "-info"), "commands info: grant +info in"),
     # Sidekiq's keys only: roadie's own (roadie:*) and the process hashes are refused.
     (("~queue:*", "~schedule", "~retry", "~dead", "~processes", "~queues", "~stat:*"),
      "keys roadie:inflight:"),

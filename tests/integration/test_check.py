@@ -13,7 +13,7 @@ import redis
 from helpers import free_port
 
 from roadie import acl
-from roadie.check import run_check
+from roadie.check import preflight, run_check
 from roadie.config import Config, load
 from roadie.embedded import EmbeddedRedis, RedisServer
 
@@ -170,8 +170,11 @@ def test_full_redis_fails_with_the_fix(tmp_path: Path) -> None:
         with pytest.raises(redis.exceptions.OutOfMemoryError):
             admin.lpush("queue:default", b"{}")  # full indeed
         code, output = check(Config(redis_url=s.url, redis_url_configured=True))
+        # roadie run's own checks let it start: it drains a full Redis.
+        preflight(admin, Config(redis_url=s.url), s.url)
         admin.close()
     assert code == 1, output
+    assert "permissions:      all the commands roadie needs" in output  # OOM is no NOPERM
     assert_one_failure_line(output, "Redis is full: it uses ")
     failure = output.rstrip().splitlines()[-1]
     assert f"({used - 1_000_000} bytes)" in failure
@@ -229,6 +232,7 @@ def test_the_documented_acl_rule_passes(redis_server: RedisServer) -> None:
 
 @pytest.mark.parametrize(("rule", "lacking"), [
     ("-evalsha", "evalsha"), ("-zadd", "zadd"), ("-multi", "multi"), ("-blmove", "blmove"),
+    ("-info", "info"),
     ("-script", "script|load, script|exists"),  # Redis 6.2 takes no -script|load
 ])
 def test_a_missing_command_fails_naming_it(
@@ -265,3 +269,12 @@ def test_namespaced_user_with_its_namespace_pattern_passes(redis_server: RedisSe
     code, output = check(config)  # without the namespace: no key is allowed
     assert code == 1
     assert "may not use keys retry (WATCH), queue:default (LMOVE), " in output
+
+
+def test_a_socket_timeout_too_short_for_roadie_run_warns(redis_server: RedisServer) -> None:
+    code, output = check(Config(redis_url=redis_server.url, redis_url_configured=True,
+                                socket_timeout_s=2.0))
+    assert code == 0, output
+    assert ("WARNING: socket_timeout_s must be at least 3 for roadie run, got 2: an idle "
+            "processor waits 2 s") in output
+    assert "(pushing jobs works)" in output

@@ -189,6 +189,11 @@ class Launcher:
                 f"cannot reach Redis at {self.url} ({exc}). Start Redis, set REDIS_URL "
                 "(or --redis-url), or use embedded://.roadie/redis for development."
             ) from None
+        except redis_lib.exceptions.NoPermissionError:
+            from roadie.check import refuse_missing_permissions
+
+            refuse_missing_permissions(self.redis, self.config, self.url)  # INFO among them
+            raise
         version = server_version(info)
         if version < MIN_REDIS_VERSION:
             need = ".".join(map(str, MIN_REDIS_VERSION))
