@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError
 
+from roadie import acl
 from roadie.config import Config
 from roadie.connection import (
     MIN_REDIS_VERSION,
@@ -27,8 +28,18 @@ from roadie.connection import (
     server_version,
 )
 from roadie.errors import ConfigError, RedisUnavailable
+from roadie.keys import Keys
 
 PINGS = 10
+#: Connections a ``roadie run`` process holds besides one per processor: the
+#: heartbeat, poller, periodic scheduler, janitor, main loop, liveness pulse and the
+#: event loop of async jobs.
+SHARED_CONNECTIONS = 7
+#: Above this share of ``maxmemory``, the check warns that Redis is nearly full.
+NEARLY_FULL = 0.9
+#: The socket timeout must exceed a blocking fetch's wait by this much (a round trip,
+#: Redis's timer granularity), or every idle fetch times out as an outage.
+FETCH_TIMEOUT_MARGIN_S = 1.0
 _FIX = "start Redis or set REDIS_URL (or use embedded://.roadie/redis for development)"
 
 
@@ -50,7 +61,7 @@ def run_check(config: Config, out: TextIO) -> int:
             _line(out, "embedded server", where)
         elif is_sentinel_url(config.redis_url):
             _line(out, "sentinel primary", where)
-        warnings = _report(client, out)
+        warnings = _report(client, config, out)
     except ConfigError as exc:
         return _fail(out, f"bad Redis URL: {exc}")
     except RedisUnavailable as exc:  # the embedded server could not be started
@@ -73,10 +84,14 @@ def _line(out: TextIO, label: str, value: object) -> None:
     print(f"{label + ':':<18}{value}", file=out)
 
 
-def _report(client: redis.Redis, out: TextIO) -> int | None:
+def _report(client: redis.Redis, config: Config, out: TextIO) -> int | None:
     """Print the facts; return the number of warnings, or None if Redis is unusable."""
     warnings: list[str] = []
     client.ping()  # connection and auth problems surface here, before anything else
+    missing = acl.missing(client, Keys(config.namespace), config.queue_names)
+    if "info" in missing.commands:  # nothing else can be told
+        _fail(out, missing.describe())
+        return None
     info = client.info()
     version = server_version(info)
     shown = ".".join(map(str, version))
@@ -114,11 +129,97 @@ def _report(client: redis.Redis, out: TextIO) -> int | None:
 
     _line(out, "latency", f"{_latency_ms(client):.3f} ms (median of {PINGS} PINGs)")
     maxmemory = int(info.get("maxmemory", 0) or 0)
+    used = int(info.get("used_memory", 0) or 0)
     limit = _text(info.get("maxmemory_human")) if maxmemory else "no limit"
-    _line(out, "memory used", f"{_text(info.get('used_memory_human', '?'))} (maxmemory: {limit})")
+    used_text = _text(info.get("used_memory_human", "?"))
+    _line(out, "memory used", f"{used_text} (maxmemory: {limit})")
+    failures: list[str] = []
+    if maxmemory and used >= maxmemory:
+        failures.append(
+            f"Redis is full: it uses {used_text} ({used} bytes) of maxmemory {limit} "
+            f"({maxmemory} bytes), so it refuses new jobs (OOM). Raise maxmemory "
+            "(CONFIG SET maxmemory, or redis.conf), free memory (delete keys you do not "
+            "need, for example old dead jobs), or let roadie run drain the queues: it "
+            "keeps fetching and acknowledging jobs while Redis is full, which frees memory"
+        )
+    elif maxmemory and used > NEARLY_FULL * maxmemory:
+        warnings.append(
+            f"Redis is nearly full: it uses {used_text} of maxmemory {limit} "
+            f"({100 * used / maxmemory:.0f}%); once full it refuses new jobs: raise "
+            "maxmemory or free memory"
+        )
+    maxclients = int(info.get("maxclients", 0) or 0)
+    connections = connections_needed(config)
+    if maxclients:
+        _line(out, "clients", f"{info.get('connected_clients', '?')} connected, maxclients "
+              f"{maxclients} (roadie run needs {connections})")
+        if connections > maxclients:
+            failures.append(too_many_connections(config, maxclients, _location(client)))
+    _line(out, "permissions", "all the commands roadie needs" if not missing else "missing")
+    if missing:
+        failures.append(missing.describe())
+    fetch_problem = fetch_timeout_problem(config)
+    if fetch_problem:
+        warnings.append(f"{fetch_problem} (pushing jobs works)")
     for warning in warnings:
         print(f"WARNING: {warning}", file=out)
+    if failures:
+        for failure in failures:
+            _fail(out, failure)
+        return None
     return len(warnings)
+
+
+def connections_needed(config: Config) -> int:
+    """Redis connections ``roadie run`` opens at start with ``config`` (jobs that
+    use ``roadie.redis_client()`` pipelines can take up to one more per processor)."""
+    return config.processes * (config.concurrency + SHARED_CONNECTIONS)
+
+
+def too_many_connections(config: Config, maxclients: int, where: str) -> str:
+    per = f"{config.concurrency} for the processors + {SHARED_CONNECTIONS} shared"
+    count = f"{config.processes} processes x ({per})" if config.processes > 1 else per
+    return (
+        f"roadie run with {config.label('concurrency')} {config.concurrency} needs "
+        f"{connections_needed(config)} Redis connections ({count}), more than Redis at "
+        f"{where} accepts (maxclients {maxclients}): lower the concurrency, or raise "
+        "maxclients in redis.conf (and the open files limit of redis-server, ulimit -n)"
+    )
+
+
+def fetch_timeout_problem(config: Config) -> str | None:
+    """Why ``config.socket_timeout_s`` is too short for ``roadie run``, or None."""
+    from roadie.server.processor import BLOCK_TIMEOUT_S
+
+    shortest_s = BLOCK_TIMEOUT_S + FETCH_TIMEOUT_MARGIN_S
+    if config.socket_timeout_s >= shortest_s:
+        return None
+    return (
+        f"socket_timeout_s must be at least {shortest_s:g} for roadie run, got "
+        f"{config.socket_timeout_s:g}{config.origin('socket_timeout_s')}: an idle "
+        f"processor waits {BLOCK_TIMEOUT_S:g} s for a job in one Redis command, which a "
+        "shorter timeout cuts as an outage (and no dead process's jobs get recovered)"
+    )
+
+
+def preflight(client: redis.Redis, config: Config, where: str) -> None:
+    """What ``roadie run`` checks before it starts, beyond reaching Redis: raises
+    ``ConfigError`` or ``RedisUnavailable`` with one sentence."""
+    problem = fetch_timeout_problem(config)
+    if problem:
+        raise ConfigError(problem)
+    refuse_missing_permissions(client, config, where)
+    info = client.info("clients")
+    maxclients = int(info.get("maxclients", 0) or 0)
+    if maxclients and connections_needed(config) > maxclients:
+        raise RedisUnavailable(too_many_connections(config, maxclients, where))
+
+
+def refuse_missing_permissions(client: redis.Redis, config: Config, where: str) -> None:
+    """``RedisUnavailable`` listing the commands and keys the user may not use, if any."""
+    missing = acl.missing(client, Keys(config.namespace), config.queue_names)
+    if missing:
+        raise RedisUnavailable(f"cannot run jobs with Redis at {where}: {missing.describe()}")
 
 
 def _fail(out: TextIO, message: str) -> int:

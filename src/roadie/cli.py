@@ -73,13 +73,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The flag of each setting, as error messages name it.
+FLAGS = {
+    "redis_url": "-u/--redis-url", "namespace": "--namespace", "require": "-r/--require",
+    "queues": "-q/--queue", "concurrency": "-c/--concurrency", "processes": "-P/--processes",
+    "max_memory_mb": "--max-memory", "timeout_s": "-t/--timeout", "tag": "-g/--tag",
+    "log_level": "--log-level", "log_format": "--log-format",
+}
+
+
 def load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> config_mod.Config:
     cli: dict[str, Any] = {
         "redis_url": getattr(args, "redis_url", None),
         "namespace": getattr(args, "namespace", None),
         **(extra or {}),
     }
-    return config_mod.load(cli=cli, config_file=getattr(args, "config", None))
+    return config_mod.load(cli=cli, config_file=getattr(args, "config", None), cli_flags=FLAGS)
 
 
 def require(modules: Sequence[str]) -> None:
@@ -123,6 +132,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.require:
         extra["require"] = tuple(args.require)
     cfg = load_config(args, extra)
+    from roadie.check import fetch_timeout_problem
+
+    problem = fetch_timeout_problem(cfg)
+    if problem:
+        raise ConfigError(problem)
     log.setup(cfg.log_level, cfg.log_format)
     try:
         require(cfg.require)
@@ -142,6 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg.processes > 1 or cfg.max_memory_mb:
         from roadie.server.swarm import Swarm
 
+        # Before forking: one refusal here, not one per worker, restarted for ever.
+        _swarm_preflight(cfg)
         # Workers are forked from this process, with the modules above already loaded.
         return Swarm(cfg).run()
     from roadie.server.launcher import Launcher
@@ -154,6 +170,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _swarm_preflight(cfg: config_mod.Config) -> None:
+    """The checks of a worker's start (ACL, maxclients), once, in the supervisor."""
+    import redis
+
+    from roadie.check import preflight
+    from roadie.connection import connect, redact, resolve_url
+
+    try:
+        client = connect(cfg)
+    except redis.RedisError:
+        return  # the supervisor's own check says it in one line
+    try:
+        preflight(client, cfg, redact(resolve_url(cfg.redis_url)))
+    except (redis.RedisError, OSError):
+        pass  # unreachable: as above
+    finally:
+        client.close()
+        client.connection_pool.disconnect()
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -33,6 +33,23 @@ QueueSpec = tuple[str, int]
 #: Values of ``event_loop``.
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
+#: Shortest interval of the heartbeat, the poller and the janitor: at most 20 rounds
+#: a second (0 made an idle process send thousands of commands a second).
+MIN_INTERVAL_S = 0.05
+#: Longest of those intervals, and of the Redis timeouts: an hour.
+MAX_INTERVAL_S = 3600.0
+#: The heartbeat refreshes the Sidekiq process hash, whose TTL is 60 s
+#: (``server.heartbeat.PROCESS_TTL_S``): it must beat at least twice in that time.
+MAX_HEARTBEAT_INTERVAL_S = 30.0
+#: The liveness key outlives one late beat: TTL >= 2 x interval and interval + this.
+TTL_MARGIN_S = 1.0
+
+
+def min_process_ttl_s(heartbeat_interval_s: float) -> float:
+    """Shortest ``process_ttl_s`` for a heartbeat interval: a live process whose beat
+    comes late once (a slow Redis, a GC pause) must not look dead."""
+    return max(2 * heartbeat_interval_s, heartbeat_interval_s + TTL_MARGIN_S)
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -76,19 +93,17 @@ class Config:
     periodic: tuple[Schedule, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    #: Where each setting was given, as the user wrote it ("environment variable
+    #: ROADIE_CONCURRENCY", "-c/--concurrency", a file's path): error messages name it.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
-        if self.processes < 1:
-            raise ConfigError(f"processes must be at least 1, got {self.processes}")
-        if self.max_memory_mb < 0:
-            raise ConfigError(
-                f"max_memory_mb must be a number of MB, or 0 for no limit; got {self.max_memory_mb}"
-            )
+        for name, (low, high, unit) in _RANGES.items():
+            self._check_range(name, low, high, unit)
+        if self.poll_interval_fixed_s is not None:
+            self._check_range("poll_interval_fixed_s", MIN_INTERVAL_S, MAX_INTERVAL_S, "s")
         if not self.queues:
             raise ConfigError("at least one queue is needed")
-        if self.timeout_s < 0:
-            raise ConfigError(f"timeout_s must be >= 0, got {self.timeout_s}")
         if self.log_format not in ("plain", "json"):
             raise ConfigError(f"log_format must be 'plain' or 'json', got {self.log_format!r}")
         if self.event_loop not in EVENT_LOOPS:
@@ -102,14 +117,51 @@ class Config:
             raise ConfigError(
                 f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}"
             )
-        if self.process_ttl_s <= self.heartbeat_interval_s:
+        shortest_ttl_s = min_process_ttl_s(self.heartbeat_interval_s)
+        if self.process_ttl_s < shortest_ttl_s:
             raise ConfigError(
-                f"process_ttl_s ({self.process_ttl_s}) must be longer than "
-                f"heartbeat_interval_s ({self.heartbeat_interval_s}), or live processes "
-                "would look dead between two beats"
+                f"process_ttl_s must be at least twice heartbeat_interval_s and "
+                f"{TTL_MARGIN_S:g} s longer than it ({shortest_ttl_s:g} with "
+                f"heartbeat_interval_s {self.heartbeat_interval_s:g}"
+                f"{self.origin('heartbeat_interval_s')}), got {self.process_ttl_s:g}"
+                f"{self.origin('process_ttl_s')}: otherwise one late beat makes a live "
+                "process look dead, and another process recovers (runs again) its jobs"
             )
-        if self.max_crashes < 1:
-            raise ConfigError(f"max_crashes must be at least 1, got {self.max_crashes}")
+
+    def origin(self, name: str) -> str:
+        """`` (from <where the user wrote it>)``, or nothing for a default/direct value."""
+        where = self.sources.get(name)
+        return f" (from {where})" if where else ""
+
+    def _check_range(self, name: str, low: float, high: float | None, unit: str) -> None:
+        value = getattr(self, name)
+        # NaN fails every comparison: test for being inside the range, not outside.
+        inside = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            math.isfinite(value) and value >= low and (high is None or value <= high)
+        )
+        if inside:
+            return
+        if unit == "s":
+            rule = f"a number of seconds from {low:g} to {high:g}"
+        elif high is None:
+            rule = f"at least {low:g}"
+        else:
+            rule = f"from {low:g} to {high:g}"
+        shown = f"{value:g}" if isinstance(value, float) else repr(value)
+        raise ConfigError(
+            f"{name} must be {rule}{_WHY.get(name, '')}, got {shown}{self.origin(name)}"
+        )
+
+    def label(self, name: str) -> str:
+        """A setting as the user wrote it: ``-c/--concurrency``, ``ROADIE_CONCURRENCY``..."""
+        where = self.sources.get(name, "")
+        if where.startswith("environment variable "):
+            return where.removeprefix("environment variable ")
+        if where.startswith("-"):  # a flag
+            return where
+        if where and where != "the command line":  # a file
+            return f"{name} in {where}"
+        return name
 
     @property
     def strict(self) -> bool:
@@ -168,9 +220,38 @@ _FLOAT = {
 }
 _LIST = {"require", "labels"}
 
+#: Allowed range of each number: (lowest, highest or None, "s" for a duration).
+_RANGES: dict[str, tuple[float, float | None, str]] = {
+    "concurrency": (1, None, ""),
+    "processes": (1, None, ""),
+    "max_memory_mb": (0, None, ""),
+    "max_retries": (0, None, ""),
+    "dead_max_jobs": (1, None, ""),
+    "max_crashes": (1, None, ""),
+    "timeout_s": (0, 24 * 3600.0, "s"),
+    "dead_timeout_s": (1, 100 * 365 * 24 * 3600.0, "s"),
+    "heartbeat_interval_s": (MIN_INTERVAL_S, MAX_HEARTBEAT_INTERVAL_S, "s"),
+    "poll_interval_average_s": (MIN_INTERVAL_S, MAX_INTERVAL_S, "s"),
+    "process_ttl_s": (MIN_INTERVAL_S, MAX_INTERVAL_S, "s"),
+    "janitor_interval_s": (MIN_INTERVAL_S, MAX_INTERVAL_S, "s"),
+    "socket_timeout_s": (0.01, MAX_INTERVAL_S, "s"),
+    "connect_timeout_s": (0.01, MAX_INTERVAL_S, "s"),
+}
+#: Why a range is what it is, where that is not obvious.
+_WHY = {
+    "heartbeat_interval_s": " (the process hash it refreshes expires after 60 s)",
+    "max_memory_mb": " (a number of MB, or 0 for no limit)",
+    "dead_max_jobs": " (to keep no dead job, give the job retry=False or dead=False)",
+    "timeout_s": " (0: push running jobs back at once)",
+}
+
+
+#: Fields that no file, variable or flag sets.
+_INTERNAL = ("extra", "redis_url_configured", "sources")
+
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    if name not in _FIELDS or name in ("extra", "redis_url_configured"):
+    if name not in _FIELDS or name in _INTERNAL:
         raise ConfigError(f"unknown setting {name!r} in {source}")
     if name == "periodic":
         from roadie.cron import Schedule, from_table
@@ -235,41 +316,63 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    return _read_env(env)[0]
+
+
+def _read_env(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings of ``env``, and the variable each came from."""
     out: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     provider = env.get("REDIS_PROVIDER")
     if provider and env.get(provider):
         out["redis_url"] = env[provider]
+        sources["redis_url"] = f"environment variable {provider}"
     elif env.get("REDIS_URL"):
         out["redis_url"] = env["REDIS_URL"]
+        sources["redis_url"] = "environment variable REDIS_URL"
     for key, value in env.items():
         if not key.startswith("ROADIE_") or key in ("ROADIE_CONFIG",):
             continue
         name = key[len("ROADIE_"):].lower()
-        if name in _FIELDS and name not in ("extra", "redis_url_configured"):
+        if name in _FIELDS and name not in _INTERNAL:
             out[name] = _coerce(name, value, f"environment variable {key}")
-    return out
+            sources[name] = f"environment variable {key}"
+    return out, sources
 
 
 def load(
     cli: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     config_file: str | os.PathLike[str] | None = None,
+    cli_flags: Mapping[str, str] | None = None,
 ) -> Config:
-    """Merge defaults < file < environment < CLI into a ``Config``."""
+    """Merge defaults < file < environment < CLI into a ``Config``.
+
+    ``cli_flags`` names the flag of each ``cli`` setting (``{"concurrency":
+    "-c/--concurrency"}``), for the error messages.
+    """
     env = os.environ if env is None else env
     merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     path = config_file or env.get("ROADIE_CONFIG")
+    if not path and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = DEFAULT_CONFIG_FILE
     if path:
-        merged.update(read_file(path))
-    elif Path(DEFAULT_CONFIG_FILE).is_file():
-        merged.update(read_file(DEFAULT_CONFIG_FILE))
-    merged.update(read_env(env))
+        from_file = read_file(path)
+        merged.update(from_file)
+        sources.update(dict.fromkeys(from_file, str(path)))
+    from_env, env_sources = _read_env(env)
+    merged.update(from_env)
+    sources.update(env_sources)
     for k, v in (cli or {}).items():
         if v is not None:
-            merged[k] = _coerce(k, v, "the command line") if not isinstance(v, tuple) else v
+            flag = (cli_flags or {}).get(k)
+            where = flag or "the command line"
+            merged[k] = _coerce(k, v, where) if not isinstance(v, tuple) else v
+            sources[k] = where
     if "redis_url" in merged:
         merged["redis_url_configured"] = True
     try:
-        return Config(**merged)
+        return Config(**merged, sources=sources)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None

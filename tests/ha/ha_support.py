@@ -21,6 +21,8 @@ from typing import Any
 import redis
 from helpers import free_port, wait_until
 
+from roadie.acl import acl_rule
+
 HERE = Path(__file__).resolve().parent
 HA_JOBS = HERE / "ha_jobs.py"
 REDIS_SERVER = shutil.which("redis-server")
@@ -255,16 +257,8 @@ def make_tls(directory: Path, name: str = "ca") -> dict[str, Path]:
 
 
 # --- ACL ---------------------------------------------------------------------------
-#: The commands roadie needs (clients, ``roadie run``, the dashboard, ``roadie check``),
-#: as documented in docs/connections.md. Keys: ``~*`` without a namespace (process and
-#: metrics keys are named after hosts and job classes), ``~<namespace>:*`` with one.
-ROADIE_ACL_COMMANDS = (
-    "-@all +ping +hello +info +select +config|get "
-    "+get +set +mget +mset +incrby +exists +expire +del +unlink +bitfield "
-    "+lpush +rpush +rpop +llen +lindex +lrange +lrem +lmove +blmove "
-    "+hget +hset +hdel +hexists +hgetall +hmget +hincrby +hlen "
-    "+sadd +srem +smembers +scard +sismember "
-    "+zadd +zrem +zcard +zrange +zrevrange +zscore +zmscore +zscan "
-    "+zremrangebyrank +zremrangebyscore "
-    "+multi +exec +discard +watch +unwatch +evalsha +eval +script|load +script|exists"
-)
+#: The commands roadie needs (clients, ``roadie run``, the dashboard, ``roadie check``):
+#: ``roadie.acl.COMMANDS``, as docs/connections.md shows them. Keys: ``~*`` without a
+#: namespace (process and metrics keys are named after hosts and job classes),
+#: ``~<namespace>:*`` with one.
+ROADIE_ACL_COMMANDS = acl_rule()

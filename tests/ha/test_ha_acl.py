@@ -121,3 +121,51 @@ def test_wrong_password_is_a_clear_error(acl_server: Server, tmp_path: Path) -> 
     assert PASSWORD not in output and "Traceback" not in output, output
     with pytest.raises(redis.AuthenticationError):
         connect(config).ping()
+
+
+# --- issue 17, item 8: missing permissions are refused at start, in one line ------------
+@pytest.mark.parametrize(("rules", "missing"), [
+    # Passed roadie check, then crashed roadie run with a traceback.
+    (("~*", "-evalsha"), "commands evalsha: grant +evalsha in the user's ACL rule"),
+    # A failing job ran again and again, never reaching retry or dead.
+    (("~*", "-zadd"), "commands zadd: grant +zadd in the user's ACL rule"),
+    (("~*", "-evalsha", "-zadd"), "commands zadd, evalsha: grant +zadd +evalsha in"),
+    (("~*", "-info"), "commands info: grant +info in"),
+    # Sidekiq's keys only: roadie's own (roadie:*) and the process hashes are refused.
+    (("~queue:*", "~schedule", "~retry", "~dead", "~processes", "~queues", "~stat:*"),
+     "keys roadie:inflight:"),
+])
+def test_run_and_check_refuse_a_user_without_the_permissions(
+    acl_server: Server, tmp_path: Path, rules: tuple[str, ...], missing: str
+) -> None:
+    admin = acl_server.client()
+    admin.execute_command("ACL", "SETUSER", "partial", "reset", "on", f">{PASSWORD}",
+                          "resetchannels", *ROADIE_ACL_COMMANDS.split(), *rules)
+    admin.lpush("queue:default", b'{"class":"ha.Count","args":[1],"jid":"j1","retry":true}')
+    url = f"redis://partial:{PASSWORD}@127.0.0.1:{acl_server.port}/0"
+    base = {"PATH": "/usr/bin:/bin", "REDIS_URL": url}
+    check = subprocess.run([sys.executable, "-m", "roadie", "check"], env=base, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 1, check.stdout + check.stderr
+    failure = check.stdout.rstrip().splitlines()[-1]
+    assert failure.startswith("FAIL: the Redis user may not use "), check.stdout
+    assert missing in failure, check.stdout
+    assert "Traceback" not in check.stdout + check.stderr
+
+    proc, log_path = spawn_roadie(url, tmp_path)
+    try:
+        code = proc.wait(30)
+    finally:
+        stop_roadie(proc)
+    output = log_path.read_text(errors="replace")
+    assert code == 1, output
+    assert "Traceback" not in output, output
+    refusals = [line for line in output.splitlines() if line.startswith("roadie: ")]
+    assert refusals == [f"roadie: cannot run jobs with Redis at redis://partial:***@127.0.0.1:"
+                        f"{acl_server.port}/0: {failure.removeprefix('FAIL: ')}"], output
+    assert PASSWORD not in output
+    # Nothing was taken from the queue, nothing written.
+    assert admin.lrange("queue:default", 0, -1) == [
+        b'{"class":"ha.Count","args":[1],"jid":"j1","retry":true}']
+    assert admin.keys("*") == [b"queue:default"]
+    admin.close()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+import redis
 from helpers import free_port
 
-from roadie.check import run_check
-from roadie.config import Config
+from roadie import acl
+from roadie.check import preflight, run_check
+from roadie.config import Config, load
 from roadie.embedded import EmbeddedRedis, RedisServer
 
 pytestmark = pytest.mark.redis
@@ -147,3 +150,131 @@ def test_embedded_url_starts_the_embedded_server() -> None:
     finally:
         EmbeddedRedis(folder).stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- issue 17: a full Redis, too few clients, missing ACL permissions -------------------
+
+
+def fill(client: redis.Redis, megabytes: int) -> None:
+    chunk = b"x" * 100_000
+    client.mset({f"filler:{i}": chunk for i in range(megabytes * 10)})
+
+
+def test_full_redis_fails_with_the_fix(tmp_path: Path) -> None:
+    with RedisServer(directory=tmp_path, appendonly=False,
+                     extra_args=["--maxmemory-policy", "noeviction"]) as s:
+        admin = redis.Redis.from_url(s.url)
+        fill(admin, 3)
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", str(used - 1_000_000))
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            admin.lpush("queue:default", b"{}")  # full indeed
+        code, output = check(Config(redis_url=s.url, redis_url_configured=True))
+        # roadie run's own checks let it start: it drains a full Redis.
+        preflight(admin, Config(redis_url=s.url), s.url)
+        admin.close()
+    assert code == 1, output
+    assert "permissions:      all the commands roadie needs" in output  # OOM is no NOPERM
+    assert_one_failure_line(output, "Redis is full: it uses ")
+    failure = output.rstrip().splitlines()[-1]
+    assert f"({used - 1_000_000} bytes)" in failure
+    assert "so it refuses new jobs (OOM). Raise maxmemory" in failure
+    assert "free memory" in failure and "let roadie run drain the queues" in failure
+    assert "OK:" not in output
+
+
+def test_nearly_full_redis_warns(tmp_path: Path) -> None:
+    with RedisServer(directory=tmp_path, appendonly=False,
+                     extra_args=["--maxmemory-policy", "noeviction"]) as s:
+        admin = redis.Redis.from_url(s.url)
+        fill(admin, 3)
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", str(int(used / 0.95)))
+        code, output = check(Config(redis_url=s.url, redis_url_configured=True))
+        admin.close()
+    assert code == 0, output
+    assert re.search(r"WARNING: Redis is nearly full: it uses \S+ of maxmemory \S+ \(9\d%\); "
+                     "once full it refuses new jobs: raise maxmemory or free memory", output)
+    assert "(2 warnings above)" in output  # and no persistence
+
+
+def test_clients_are_reported(tmp_path: Path) -> None:
+    with RedisServer(directory=tmp_path, appendonly=False, extra_args=["--maxclients", "17"]) as s:
+        code, output = check(Config(redis_url=s.url, redis_url_configured=True))
+    assert code == 0, output
+    assert "connected, maxclients 17 (roadie run needs 17)" in output
+
+
+def test_maxclients_below_the_need_is_one_failure(tmp_path: Path) -> None:
+    with RedisServer(directory=tmp_path, appendonly=False, extra_args=["--maxclients", "12"]) as s:
+        code, output = check(load(cli={"concurrency": 10}, env={"REDIS_URL": s.url},
+                                  cli_flags={"concurrency": "-c/--concurrency"}))
+    assert code == 1, output
+    assert_one_failure_line(
+        output, "roadie run with -c/--concurrency 10 needs 17 Redis connections (10 for the "
+        f"processors + 7 shared), more than Redis at 127.0.0.1:{s.port} accepts "
+        "(maxclients 12): lower the concurrency, or raise maxclients in redis.conf")
+
+
+def acl_user(server: RedisServer, user: str, *rules: str) -> Config:
+    admin = redis.Redis.from_url(server.url)
+    admin.execute_command("ACL", "SETUSER", user, "reset", "on", ">pw", "resetchannels", *rules)
+    admin.close()
+    return Config(redis_url=f"redis://{user}:pw@127.0.0.1:{server.port}/0",
+                  redis_url_configured=True)
+
+
+def test_the_documented_acl_rule_passes(redis_server: RedisServer) -> None:
+    code, output = check(acl_user(redis_server, "roadie", "~*", *acl.acl_rule().split()))
+    assert code == 0, output
+    assert "permissions:      all the commands roadie needs" in output
+
+
+@pytest.mark.parametrize(("rule", "lacking"), [
+    ("-evalsha", "evalsha"), ("-zadd", "zadd"), ("-multi", "multi"), ("-blmove", "blmove"),
+    ("-info", "info"),
+    ("-script", "script|load, script|exists"),  # Redis 6.2 takes no -script|load
+])
+def test_a_missing_command_fails_naming_it(
+    redis_server: RedisServer, rule: str, lacking: str
+) -> None:
+    config = acl_user(redis_server, "roadie", "~*", *acl.acl_rule().split(), rule)
+    r = redis.Redis.from_url(redis_server.url)
+    r.lpush("queue:default", b'{"class":"X","args":[]}')
+    code, output = check(config)
+    assert code == 1, output
+    assert_one_failure_line(output, f"the Redis user may not use commands {lacking}")
+    assert f"grant +{lacking.replace(', ', ' +')} in the user's ACL rule" in output
+    # The probes wrote nothing: the queue still holds its job, nothing else exists.
+    assert r.lrange("queue:default", 0, -1) == [b'{"class":"X","args":[]}']
+    assert r.keys("*") == [b"queue:default"]
+
+
+def test_keys_outside_the_users_patterns_are_named(redis_server: RedisServer) -> None:
+    # Sidekiq's keys, but not roadie's own (roadie:*) nor the process hashes.
+    config = acl_user(redis_server, "roadie", "~queue:*", "~schedule", "~retry", "~dead",
+                      "~processes", "~queues", "~stat:*", *acl.acl_rule().split())
+    code, output = check(config)
+    assert code == 1, output
+    failure = output.rstrip().splitlines()[-1]
+    assert failure.startswith("FAIL: the Redis user may not use keys roadie:inflight:"), output
+    assert "(LMOVE)" in failure and "queue:default" not in failure
+    assert "more: grant ~* (or ~<namespace>:* with a namespace)" in failure
+
+
+def test_namespaced_user_with_its_namespace_pattern_passes(redis_server: RedisServer) -> None:
+    config = acl_user(redis_server, "roadie", "~jobs:*", *acl.acl_rule().split())
+    code, output = check(config.replace(namespace="jobs"))
+    assert code == 0, output
+    code, output = check(config)  # without the namespace: no key is allowed
+    assert code == 1
+    assert "may not use keys retry (WATCH), queue:default (LMOVE), " in output
+
+
+def test_a_socket_timeout_too_short_for_roadie_run_warns(redis_server: RedisServer) -> None:
+    code, output = check(Config(redis_url=redis_server.url, redis_url_configured=True,
+                                socket_timeout_s=2.0))
+    assert code == 0, output
+    assert ("WARNING: socket_timeout_s must be at least 3 for roadie run, got 2: an idle "
+            "processor waits 2 s") in output
+    assert "(pushing jobs works)" in output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,6 +14,7 @@ import sysjobs
 from procs import Harness, inflight_total, left_anywhere, poll
 
 import roadie
+from roadie.embedded import RedisServer
 
 pytestmark = pytest.mark.system
 
@@ -92,3 +95,56 @@ def test_jobs_run_exactly_once_scheduled_on_time_failures_to_retry_and_dead(
     # As Sidekiq, the process hash is left to expire (60 s) rather than deleted.
     assert 0 < r.ttl(p.identity) <= 60
     assert "bye" in p.output()
+
+
+# --- issue 17, item 7: settings that would silently disable a guarantee -----------------
+@pytest.mark.parametrize(("env", "message"), [
+    # Started 197 pulse processes in 10 s.
+    ({"ROADIE_HEARTBEAT_INTERVAL_S": "-5"},
+     "roadie: heartbeat_interval_s must be a number of seconds from 0.05 to 30 (the process "
+     "hash it refreshes expires after 60 s), got -5 (from environment variable "
+     "ROADIE_HEARTBEAT_INTERVAL_S)"),
+    # 5,000 commands a second from an idle process.
+    ({"ROADIE_JANITOR_INTERVAL_S": "0"},
+     "roadie: janitor_interval_s must be a number of seconds from 0.05 to 3600, got 0 "
+     "(from environment variable ROADIE_JANITOR_INTERVAL_S)"),
+    # Every idle fetch counted as an outage; a killed process's jobs were never recovered.
+    ({"ROADIE_SOCKET_TIMEOUT_S": "2"},
+     "roadie: socket_timeout_s must be at least 3 for roadie run, got 2 (from environment "
+     "variable ROADIE_SOCKET_TIMEOUT_S): an idle processor waits 2 s for a job"),
+])
+def test_settings_that_disable_a_guarantee_stop_roadie_run_at_once(
+    procs: Harness, r: redis.Redis, env: dict[str, str], message: str
+) -> None:
+    proc = procs.spawn(env=env)
+    assert proc.wait_exit(20) == 1, proc.output()
+    output = proc.output()
+    assert "Traceback" not in output
+    assert [line for line in output.splitlines() if line.strip()] == [
+        line for line in output.splitlines() if line.startswith(message)], output
+    assert r.smembers("processes") == set()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-c", "40"], "roadie: roadie run with -c/--concurrency 40 needs 47 Redis connections "
+     "(40 for the processors + 7 shared), more than Redis at {where} accepts (maxclients 30): "
+     "lower the concurrency, or raise maxclients in redis.conf (and the open files limit of "
+     "redis-server, ulimit -n)"),
+    (["-c", "10", "-P", "2"], "roadie: roadie run with -c/--concurrency 10 needs 34 Redis "
+     "connections (2 processes x (10 for the processors + 7 shared)), more than Redis at "
+     "{where} accepts (maxclients 30)"),
+])
+def test_concurrency_past_maxclients_is_one_clear_line(
+    make_harness: Callable[..., Harness], tmp_path: Path, args: list[str], message: str
+) -> None:
+    with RedisServer(directory=tmp_path / "redis", appendonly=False,
+                     extra_args=["--maxclients", "30"]) as server:
+        proc = make_harness(server.url).spawn(*args)
+        assert proc.wait_exit(30) == 1, proc.output()
+        output = proc.output()
+        where = f"redis://127.0.0.1:{server.port}/0"
+        assert "Traceback" not in output, output
+        assert [line for line in output.splitlines() if line.startswith("roadie: ")] == [
+            line for line in output.splitlines() if line.startswith(message.format(where=where))
+        ] != [], output
+        assert redis.Redis.from_url(server.url).smembers("processes") == set()

@@ -106,7 +106,19 @@ def test_run_with_a_bad_queue(tmp_path: Path, spec: str, message: str) -> None:
 def test_run_with_a_bad_concurrency(tmp_path: Path) -> None:
     out = roadie(tmp_path, "run", "-c", "0", "--redis-url", "redis://127.0.0.1:1")
     assert out.returncode == 1
-    assert lines(out.stderr) == ["roadie: concurrency must be at least 1, got 0"]
+    assert lines(out.stderr) == ["roadie: concurrency must be at least 1, got 0 "
+                                 "(from -c/--concurrency)"]
+
+
+def test_run_with_a_socket_timeout_shorter_than_a_blocking_fetch(tmp_path: Path) -> None:
+    (tmp_path / "roadie.toml").write_text("socket_timeout_s = 2.0\n")
+    out = roadie(tmp_path, "run", "--redis-url", "redis://127.0.0.1:1")
+    assert out.returncode == 1
+    assert lines(out.stderr) == [
+        "roadie: socket_timeout_s must be at least 3 for roadie run, got 2 (from "
+        "roadie.toml): an idle processor waits 2 s for a job in one Redis command, which a "
+        "shorter timeout cuts as an outage (and no dead process's jobs get recovered)"
+    ]
 
 
 def test_run_with_a_bad_config_file(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def test_config_is_frozen() -> None:
     [
         ({"concurrency": 0}, "concurrency must be at least 1"),
         ({"queues": ()}, "at least one queue"),
-        ({"timeout_s": -1.0}, "timeout_s must be >= 0"),
+        ({"timeout_s": -1.0}, "timeout_s must be a number of seconds from 0 to 86400"),
         ({"log_format": "xml"}, "log_format must be 'plain' or 'json'"),
         ({"max_crashes": 0}, "max_crashes must be at least 1"),
         ({"event_loop": "trio"}, "event_loop must be 'auto', 'uvloop' or 'asyncio'"),
@@ -297,7 +298,8 @@ def test_internal_fields_cannot_be_set() -> None:
         ({"ROADIE_CONCURRENCY": "2.5"}, "'concurrency' .* must be a number"),
         ({"ROADIE_TIMEOUT_S": "soon"}, "'timeout_s' .* must be a number, got 'soon'"),
         ({"ROADIE_TIMEOUT_S": ""}, "'timeout_s' .* must be a number, got ''"),
-        ({"ROADIE_CONCURRENCY": "0"}, "concurrency must be at least 1"),
+        ({"ROADIE_CONCURRENCY": "0"}, "concurrency must be at least 1, got 0 "
+         r"\(from environment variable ROADIE_CONCURRENCY\)"),
     ],
 )
 def test_bad_numbers_in_env(env: dict[str, str], message: str) -> None:
@@ -353,3 +355,119 @@ def test_bad_queue_in_file(tmp_path: Path) -> None:
     path = write(tmp_path, 'queues = ["critical,-2"]\n')
     with pytest.raises(ConfigError, match="must not be negative"):
         load(cli={}, env={}, config_file=path)
+
+
+# --- ranges (issue 17, item 7) ----------------------------------------------------------
+
+
+def test_every_number_has_a_range() -> None:
+    from roadie.config import _FLOAT, _INT, _RANGES
+
+    assert set(_RANGES) | {"poll_interval_fixed_s"} == _INT | _FLOAT
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        # 197 pulse processes in 10 s.
+        ({"ROADIE_HEARTBEAT_INTERVAL_S": "-5"},
+         r"heartbeat_interval_s must be a number of seconds from 0.05 to 30 \(the process "
+         r"hash it refreshes expires after 60 s\), got -5 \(from environment variable "
+         r"ROADIE_HEARTBEAT_INTERVAL_S\)"),
+        ({"ROADIE_HEARTBEAT_INTERVAL_S": "45", "ROADIE_PROCESS_TTL_S": "100"},
+         "heartbeat_interval_s must be .* to 30 .*got 45"),
+        # 5,000 commands a second from an idle process.
+        ({"ROADIE_JANITOR_INTERVAL_S": "0"},
+         r"janitor_interval_s must be a number of seconds from 0.05 to 3600, got 0 "
+         r"\(from environment variable ROADIE_JANITOR_INTERVAL_S\)"),
+        ({"ROADIE_POLL_INTERVAL_AVERAGE_S": "0"}, "poll_interval_average_s must be .*got 0"),
+        ({"ROADIE_POLL_INTERVAL_FIXED_S": "-1"}, "poll_interval_fixed_s must be .*got -1"),
+        ({"ROADIE_SOCKET_TIMEOUT_S": "0"}, "socket_timeout_s must be .* from 0.01 to 3600"),
+        ({"ROADIE_CONNECT_TIMEOUT_S": "-3"}, "connect_timeout_s must be .*got -3"),
+        ({"ROADIE_TIMEOUT_S": "1e9"}, "timeout_s must be .* from 0 to 86400.*got 1e\\+09"),
+        ({"ROADIE_DEAD_TIMEOUT_S": "0"}, "dead_timeout_s must be a number of seconds from 1"),
+        ({"ROADIE_DEAD_MAX_JOBS": "0"}, "dead_max_jobs must be at least 1 .*dead=False"),
+        ({"ROADIE_MAX_RETRIES": "-1"}, "max_retries must be at least 0, got -1"),
+        ({"ROADIE_MAX_CRASHES": "0"}, "max_crashes must be at least 1, got 0"),
+        ({"ROADIE_PROCESSES": "0"}, "processes must be at least 1, got 0"),
+        ({"ROADIE_MAX_MEMORY_MB": "-5"}, r"max_memory_mb must be at least 0 \(a number of MB, or "
+         r"0 for no limit\), got -5"),
+        ({"ROADIE_PROCESS_TTL_S": "6"},
+         r"process_ttl_s must be at least twice heartbeat_interval_s and 1 s longer than it "
+         r"\(10 with heartbeat_interval_s 5\), got 6 \(from environment variable "
+         r"ROADIE_PROCESS_TTL_S\): otherwise one late beat"),
+        ({"ROADIE_HEARTBEAT_INTERVAL_S": "0.5", "ROADIE_PROCESS_TTL_S": "1.2"},
+         r"\(1.5 with heartbeat_interval_s 0.5 \(from environment variable "
+         r"ROADIE_HEARTBEAT_INTERVAL_S\)\), got 1.2"),
+    ],
+)
+def test_out_of_range_values_name_the_variable_the_value_and_the_range(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(cli={}, env=env)
+
+
+def test_out_of_range_value_in_a_file_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[roadie]\njanitor_interval_s = 0\n")
+    with pytest.raises(ConfigError, match=rf"janitor_interval_s must be .*, got 0 \(from {path}\)"):
+        load(cli={}, env={}, config_file=path)
+
+
+def test_out_of_range_flag_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match=r"concurrency must be at least 1, got -2 "
+                                          r"\(from -c/--concurrency\)"):
+        load(cli={"concurrency": -2}, env={}, cli_flags={"concurrency": "-c/--concurrency"})
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("name", ["timeout_s", "heartbeat_interval_s", "process_ttl_s",
+                                  "janitor_interval_s", "socket_timeout_s", "dead_timeout_s",
+                                  "connect_timeout_s", "poll_interval_average_s",
+                                  "poll_interval_fixed_s"])
+def test_non_finite_values_given_directly_are_refused(name: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be"):
+        Config(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("env", [
+    {},  # the defaults
+    # tests/system/procs.py FAST_ENV and DEFAULT_ENV, tests/ha FAST_ENV, tests/interop
+    {"ROADIE_HEARTBEAT_INTERVAL_S": "0.5", "ROADIE_PROCESS_TTL_S": "2",
+     "ROADIE_JANITOR_INTERVAL_S": "0.5", "ROADIE_POLL_INTERVAL_FIXED_S": "0.5",
+     "ROADIE_SOCKET_TIMEOUT_S": "3", "ROADIE_CONNECT_TIMEOUT_S": "1"},
+    {"ROADIE_HEARTBEAT_INTERVAL_S": "5", "ROADIE_PROCESS_TTL_S": "15",
+     "ROADIE_JANITOR_INTERVAL_S": "5"},
+    {"ROADIE_HEARTBEAT_INTERVAL_S": "0.5", "ROADIE_PROCESS_TTL_S": "3"},
+    {"ROADIE_HEARTBEAT_INTERVAL_S": "0.05", "ROADIE_MAX_CRASHES": "1000000",
+     "ROADIE_MAX_RETRIES": "0", "ROADIE_TIMEOUT_S": "0"},
+])
+def test_the_settings_the_tests_and_defaults_use_are_valid(env: dict[str, str]) -> None:
+    load(cli={}, env=env)
+
+
+def test_label_names_the_setting_as_written(tmp_path: Path) -> None:
+    path = write(tmp_path, "concurrency = 4\n")
+    assert load(cli={}, env={}, config_file=path).label("concurrency") == f"concurrency in {path}"
+    assert load(cli={}, env={"ROADIE_CONCURRENCY": "3"}).label("concurrency") == (
+        "ROADIE_CONCURRENCY")
+    flags = {"concurrency": "-c/--concurrency"}
+    assert load(cli={"concurrency": 3}, env={}, cli_flags=flags).label("concurrency") == (
+        "-c/--concurrency")
+    assert Config().label("concurrency") == "concurrency"
+
+
+def test_socket_timeout_shorter_than_a_blocking_fetch_is_refused_for_roadie_run() -> None:
+    from roadie.check import fetch_timeout_problem
+
+    problem = fetch_timeout_problem(load(cli={}, env={"ROADIE_SOCKET_TIMEOUT_S": "2"}))
+    assert problem == (
+        "socket_timeout_s must be at least 3 for roadie run, got 2 (from environment "
+        "variable ROADIE_SOCKET_TIMEOUT_S): an idle processor waits 2 s for a job in one "
+        "Redis command, which a shorter timeout cuts as an outage (and no dead process's "
+        "jobs get recovered)"
+    )
+    assert fetch_timeout_problem(Config(socket_timeout_s=3.0)) is None
+    assert fetch_timeout_problem(Config()) is None
+    # A client that only pushes jobs may use a short timeout.
+    assert Config(socket_timeout_s=0.3).socket_timeout_s == 0.3

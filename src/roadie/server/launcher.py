@@ -189,6 +189,11 @@ class Launcher:
                 f"cannot reach Redis at {self.url} ({exc}). Start Redis, set REDIS_URL "
                 "(or --redis-url), or use embedded://.roadie/redis for development."
             ) from None
+        except redis_lib.exceptions.NoPermissionError:
+            from roadie.check import refuse_missing_permissions
+
+            refuse_missing_permissions(self.redis, self.config, self.url)  # INFO among them
+            raise
         version = server_version(info)
         if version < MIN_REDIS_VERSION:
             need = ".".join(map(str, MIN_REDIS_VERSION))
@@ -196,6 +201,14 @@ class Launcher:
             raise RedisUnavailable(
                 f"Redis at {self.url} is version {have}; roadie needs {need} or newer"
             )
+        from roadie.check import preflight
+
+        # Missing ACL permissions, too few maxclients, a socket timeout shorter than
+        # a blocking fetch: refuse now, in one line, not with a processor's traceback.
+        try:
+            preflight(self.redis, self.config, self.url)
+        except TRANSIENT as exc:
+            raise RedisUnavailable(f"lost Redis at {self.url} while checking it ({exc})") from None
 
     def start(self) -> None:
         self.check_redis()
