@@ -27,8 +27,9 @@ from roadie.keys import Keys
 #: Every command roadie sends, by its ACL name (``script|load`` is SCRIPT LOAD).
 COMMANDS: tuple[str, ...] = (
     "ping", "info", "select",
-    "get", "set", "mget", "mset", "incrby", "exists", "expire", "del", "unlink", "bitfield",
-    "lpush", "rpush", "rpop", "llen", "lindex", "lrange", "lrem", "lmove", "blmove",
+    "get", "set", "mget", "mset", "incrby", "exists", "expire", "pexpire", "del", "unlink",
+    "bitfield",
+    "lpush", "rpush", "rpop", "llen", "lindex", "lrange", "lrem", "ltrim", "lmove", "blmove",
     "hget", "hset", "hdel", "hexists", "hgetall", "hmget", "hincrby", "hlen",
     "sadd", "srem", "smembers", "scard", "sismember",
     "zadd", "zrem", "zcard", "zrange", "zrevrange", "zscore", "zmscore", "zscan",
@@ -132,11 +133,13 @@ def probes(keys: Keys, queues: Sequence[str], identity: str) -> list[Probe]:
         add("lrem", "LREM", queue, "1", _MARK)
         add("unlink", "UNLINK", queue, keys_at=slice(1, None))
     add("lrem", "LREM", inflight, "-1", _MARK)
+    add("ltrim", "LTRIM", inflight, "0", "-1")
     add("lrange", "LRANGE", inflight, "0", "0")
     add("rpop", "RPOP", signals)
     add("lpush", "LPUSH", signals, _MARK)
     add("del", "DEL", lock, keys_at=slice(1, None))
     add("set", "SET", alive, "1", "PX", "1000")
+    add("pexpire", "PEXPIRE", alive, "1000")
     add("set", "SET", lock, _MARK, "NX", "PX", "1000")
     add("set", "SET", keys.process_cleanup, "1", "NX", "EX", "60")
     add("get", "GET", alive)

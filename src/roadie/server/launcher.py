@@ -184,16 +184,16 @@ class Launcher:
             info = self.redis.info("server")
         except redis_lib.AuthenticationError as exc:
             raise RedisUnavailable(f"Redis at {self.url} refused our credentials: {exc}") from None
+        except redis_lib.exceptions.NoPermissionError:  # before TRANSIENT, which has it
+            from roadie.check import refuse_missing_permissions
+
+            refuse_missing_permissions(self.redis, self.config, self.url)  # INFO among them
+            raise
         except TRANSIENT as exc:
             raise RedisUnavailable(
                 f"cannot reach Redis at {self.url} ({exc}). Start Redis, set REDIS_URL "
                 "(or --redis-url), or use embedded://.roadie/redis for development."
             ) from None
-        except redis_lib.exceptions.NoPermissionError:
-            from roadie.check import refuse_missing_permissions
-
-            refuse_missing_permissions(self.redis, self.config, self.url)  # INFO among them
-            raise
         version = server_version(info)
         if version < MIN_REDIS_VERSION:
             need = ".".join(map(str, MIN_REDIS_VERSION))
