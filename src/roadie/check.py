@@ -18,7 +18,7 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError
 
 from roadie import acl
-from roadie.config import Config
+from roadie.config import BLOCK_TIMEOUT_S, Config
 from roadie.connection import (
     MIN_REDIS_VERSION,
     connect,
@@ -189,8 +189,6 @@ def too_many_connections(config: Config, maxclients: int, where: str) -> str:
 
 def fetch_timeout_problem(config: Config) -> str | None:
     """Why ``config.socket_timeout_s`` is too short for ``roadie run``, or None."""
-    from roadie.server.processor import BLOCK_TIMEOUT_S
-
     shortest_s = BLOCK_TIMEOUT_S + FETCH_TIMEOUT_MARGIN_S
     if config.socket_timeout_s >= shortest_s:
         return None

@@ -33,6 +33,10 @@ QueueSpec = tuple[str, int]
 #: Values of ``event_loop``.
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
+#: Longest a processor's blocking fetch (BLMOVE) waits, so that a quiet or stop is
+#: noticed quickly; the socket timeout of ``roadie run`` must exceed it.
+BLOCK_TIMEOUT_S = 2.0
+
 #: Shortest interval of the heartbeat, the poller and the janitor: at most 20 rounds
 #: a second (0 made an idle process send thousands of commands a second).
 MIN_INTERVAL_S = 0.05

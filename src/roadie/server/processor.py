@@ -11,7 +11,7 @@ from functools import partial
 
 from roadie import payload as pl
 from roadie.client import lend_thread_client
-from roadie.config import Config
+from roadie.config import BLOCK_TIMEOUT_S, Config
 from roadie.keys import Keys
 from roadie.log import tid as make_tid
 from roadie.middleware import Hooks
@@ -25,9 +25,6 @@ from roadie.server.state import State
 from roadie.server.stretch import LoopLane
 
 log = logging.getLogger("roadie")
-
-#: Longest a blocking fetch waits, so that a quiet or stop is noticed quickly.
-BLOCK_TIMEOUT_S = 2.0
 
 #: Longest a processor waits for its siblings to be started before it fetches.
 GATE_TIMEOUT_S = 5.0
