@@ -301,6 +301,24 @@ def test_a_job_bigger_than_the_memory_limit_ends_in_the_dead_set(
     assert sup.wait_exit(30) == 0
 
 
+def test_term_to_the_whole_group_is_one_stop_not_two(
+    swarm: Harness, r: redis.Redis, client: roadie.Client
+) -> None:
+    # A terminal's Ctrl-C or systemd signal every process: the worker gets TERM itself
+    # and again from its supervisor, at once. That is not a second TERM (stop now):
+    # the running job still gets its -t to finish.
+    sup = swarm.spawn("-P", "2", "-c", "1", "-t", "20")
+    wait_workers(r, sup, 2)
+    slow = sysjobs.Slow.perform_async(2.0)
+    wait_until(lambda: started_by(r), 10, 0.05, "the slow job did not start")
+
+    os.killpg(sup.pid, signal.SIGTERM)
+    assert sup.wait_exit(30) == 0
+    assert [e["jid"] for e in sysjobs.events(r, "done")] == [slow]
+    assert "pushed back" not in sup.output()
+    assert left_anywhere(r) == EMPTY
+
+
 def test_workers_stop_when_the_supervisor_is_killed(
     swarm: Harness, r: redis.Redis, client: roadie.Client
 ) -> None:

@@ -47,7 +47,7 @@ from roadie.server.fetch import Fetcher, UnitOfWork, fetch_order
 from roadie.server.heartbeat import DEATH_RECORD_TTL_S, Heartbeat, rss_kb
 from roadie.server.idle import IdleLanes
 from roadie.server.janitor import Janitor
-from roadie.server.litepulse import KILL_GRACE_S, MEMORY_SIGNAL
+from roadie.server.litepulse import KILL_GRACE_S, MEMORY_SIGNAL, SECOND_STOP_AFTER_S
 from roadie.server.loopfetch import LoopFetcher
 from roadie.server.manager import Manager
 from roadie.server.outage import TRANSIENT, Outage
@@ -137,6 +137,7 @@ class Launcher:
         self.stop_requested = threading.Event()
         #: A second TERM/INT during the stop: push back what runs, exit at once.
         self.stop_now = threading.Event()
+        self._stop_requested_at = 0.0
         #: Stopped by ``roadie run -P``'s supervisor for using more than
         #: ``max_memory_mb``: a job still running at the deadline counts a crash.
         self.memory_stop = False
@@ -393,13 +394,18 @@ class Launcher:
         if name == "TSTP":
             self.quiet_requested.set()
         elif name in ("TERM", "INT"):
-            if self.stop_requested.is_set():
+            now = time.monotonic()
+            if not self.stop_requested.is_set():
+                self._stop_requested_at = now
+            elif now - self._stop_requested_at >= SECOND_STOP_AFTER_S:
                 self.stop_now.set()
             self.stop_requested.set()
         elif name == MEMORY_SIGNAL.name.removeprefix("SIG"):
             log.warning("stopping: the supervisor found this worker over max_memory_mb "
                         "(%d MB)", self.config.max_memory_mb)
             self.memory_stop = True
+            if not self.stop_requested.is_set():
+                self._stop_requested_at = time.monotonic()
             self.stop_requested.set()
         elif name == "TTIN":
             self.dump_threads()

@@ -47,6 +47,10 @@ SLOT_SIZE = 64
 KILL_GRACE_S = 3.0
 #: How long the pulse waits for a killed parent's pipe to close before reporting it.
 KILLED_WAIT_S = 5.0
+#: A TERM/INT this soon after the first is the same stop, delivered twice (a terminal
+#: or systemd signals every process, and ``roadie run -P``'s supervisor forwards it
+#: too), not a second one asking to stop at once.
+SECOND_STOP_AFTER_S = 1.0
 #: The signal ``roadie run -P``'s supervisor sends a worker over ``max_memory_mb``.
 MEMORY_SIGNAL = signal.SIGUSR2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -147,6 +151,8 @@ class Watch:
 
     def _stop(self, first_in_s: float) -> None:
         now = time.monotonic()
+        if self.stops and now - self.stop_began < SECOND_STOP_AFTER_S:
+            return  # the first stop again, delivered twice
         self.stops += 1
         wait_s = first_in_s if self.stops == 1 else KILL_GRACE_S
         if self.stops == 1:
