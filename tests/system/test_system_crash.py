@@ -106,6 +106,7 @@ def test_a_job_that_kills_its_process_goes_dead_after_max_crashes(
     assert len(deaths) == 3
     assert left_anywhere(r) == {**EMPTY, "dead": 1}
     for p in slots:
+        p.wait_registered(r)  # the last replacement may still be starting
         p.send(signal.SIGTERM)
     for p in slots:
         assert p.wait_exit(15) == 0
@@ -144,6 +145,7 @@ def test_jobs_fetched_with_a_poison_job_are_neither_buried_nor_marked(
     assert [e for e in ran if e["crashes"]] == []
     wait_until(lambda: left_anywhere(r) == {**EMPTY, "dead": 1}, 20, 0.05,
                f"jobs left behind: {left_anywhere(r)}")
+    slots[0].wait_registered(r)
     slots[0].send(signal.SIGTERM)
     assert slots[0].wait_exit(15) == 0
 

@@ -7,10 +7,8 @@ to the front of their queues, leave the process registry).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
-import os
 import signal
 import sys
 import threading
@@ -21,10 +19,8 @@ from collections.abc import Callable
 from functools import partial
 from types import FrameType
 
-import orjson
 import redis as redis_lib
 
-from roadie import payload as pl
 from roadie.config import Config
 from roadie.connection import (
     MIN_REDIS_VERSION,
@@ -54,14 +50,13 @@ from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
 from roadie.server.processor import ACK_DELAY_S, Processor, deal
-from roadie.server.state import State, run_mark
+from roadie.server.state import State
+from roadie.server.stopping import SignalPipe, describe_running, memory_death_record
 
 log = logging.getLogger("roadie")
 
 #: While a stop waits for running jobs, how often it logs which ones.
 WAITING_LOG_S = 5.0
-#: How many running jobs that log line names.
-WAITING_NAMED = 20
 
 
 def interrupt(thread: threading.Thread) -> bool:
@@ -141,7 +136,7 @@ class Launcher:
         #: Stopped by ``roadie run -P``'s supervisor for using more than
         #: ``max_memory_mb``: a job still running at the deadline counts a crash.
         self.memory_stop = False
-        self._signal_pipe: tuple[int, int] | None = None
+        self._signal_pipe: SignalPipe | None = None
         self.hard_stopped = False
         self.requeued = 0
 
@@ -330,19 +325,9 @@ class Launcher:
 
     def _log_waiting(self, left_s: float) -> None:
         raws = self.state.running_raws()
-        if not raws:
-            return
-        named = []
-        for raw in raws[:WAITING_NAMED]:
-            try:
-                payload = pl.decode(raw)
-                named.append(f"{pl.display_class(payload)} {payload.get('jid')}")
-            except Exception:
-                named.append(raw[:60].decode("utf-8", "replace"))
-        more = f" and {len(raws) - WAITING_NAMED} more" if len(raws) > WAITING_NAMED else ""
-        log.info("stop: waiting up to %.1f s for %d running job(s): %s%s (TERM or Ctrl-C "
-                 "again to push them back and exit now)", left_s, len(raws),
-                 ", ".join(named), more)
+        if raws:
+            log.info("stop: waiting up to %.1f s for %s (TERM or Ctrl-C again to push "
+                     "them back and exit now)", left_s, describe_running(raws))
 
     def _leave_for_the_janitor(self, uows: list[UnitOfWork]) -> None:
         """A stop for memory use whose jobs did not finish: leave them in flight with
@@ -350,13 +335,8 @@ class Launcher:
         crash. Pushed back, a job too big for ``max_memory_mb`` would come straight
         back to the new worker, for ever."""
         rss_mb = rss_kb() / 1024.0
-        reason = (f"it was stopped for using {rss_mb:.0f} MB, more memory than "
-                  f"max_memory_mb (--max-memory) {self.config.max_memory_mb} MB, and the "
-                  f"job did not finish within timeout_s ({self.config.timeout_s:g} s)")
-        record = orjson.dumps({
-            "running": [run_mark(u.raw).decode("latin-1") for u in uows],
-            "reason": reason, "pid": os.getpid(), "at": time.time(),
-        })
+        record = memory_death_record([u.raw for u in uows], rss_mb,
+                                     self.config.max_memory_mb, self.config.timeout_s)
         self.redis.set(self.keys.died(self.identity), record, ex=DEATH_RECORD_TTL_S)
         for _ in uows:
             self.state.count(failed=True)
@@ -437,25 +417,15 @@ class Launcher:
             sigs.append(MEMORY_SIGNAL)
         for sig in sigs:
             signal.signal(sig, on_os_signal)
-        # Python's C-level handler writes each signal's number to the wakeup fd at
-        # once, even while a job holds the GIL and no Python handler can run: the
-        # pulse reads the other end, and kills this process if its stop overruns.
-        rfd, wfd = os.pipe()
-        os.set_blocking(rfd, False)
-        os.set_blocking(wfd, False)
-        signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
-        self._signal_pipe = (rfd, wfd)
-        self.heartbeat.signal_fd = rfd
+        # The pulse sees the signals through it, even while a job holds the GIL.
+        self._signal_pipe = SignalPipe()
+        self.heartbeat.signal_fd = self._signal_pipe.read_fd
 
     def _close_signal_pipe(self) -> None:
-        if self._signal_pipe is None or threading.current_thread() is not threading.main_thread():
-            return
-        signal.set_wakeup_fd(-1)
-        for fd in self._signal_pipe:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._signal_pipe = None
-        self.heartbeat.signal_fd = None
+        if self._signal_pipe is not None:
+            self._signal_pipe.close()
+            self._signal_pipe = None
+            self.heartbeat.signal_fd = None
 
     def run(self) -> int:
         """Start, serve until TERM/INT, stop; returns the exit code (0)."""
