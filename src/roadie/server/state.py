@@ -37,8 +37,11 @@ _JID = b'"jid":"'  # 7 bytes
 def run_mark(raw: bytes) -> bytes:
     """What names a running job in the shared slots and the death record: its jid,
     found in the raw JSON without decoding it (a few hundred ns), else a checksum of
-    the raw. The janitor computes it from the in-flight entries the same way."""
-    i = raw.find(_JID) + len(_JID)
+    the raw. The janitor computes it from the in-flight entries the same way.
+
+    The *last* ``"jid":"`` of the raw: roadie's and Sidekiq's clients add the jid
+    after the job's arguments, which may hold a ``jid`` of their own."""
+    i = raw.rfind(_JID) + len(_JID)
     if i >= len(_JID):
         j = raw.find(b'"', i)
         if 0 < j - i < SLOT_SIZE:
@@ -89,7 +92,7 @@ class RunningSlots:
         if off is None or off < 0:
             return
         # run_mark, inlined (this runs for every job).
-        i = raw.find(_JID) + 7
+        i = raw.rfind(_JID) + 7
         j = raw.find(b'"', i) if i >= 7 else -1
         mark = raw[i:j] if 0 < j - i < SLOT_SIZE else run_mark(raw)
         mm = self._mm
