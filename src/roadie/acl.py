@@ -30,7 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "get", "set", "mget", "mset", "incrby", "exists", "expire", "pexpire", "del", "unlink",
     "bitfield",
     "lpush", "rpush", "rpop", "llen", "lindex", "lrange", "lrem", "ltrim", "lmove", "blmove",
-    "hget", "hset", "hdel", "hexists", "hgetall", "hmget", "hincrby", "hlen",
+    "hget", "hset", "hdel", "hexists", "hgetall", "hmget", "hincrby", "hlen", "hvals",
     "sadd", "srem", "smembers", "scard", "sismember",
     "zadd", "zrem", "zcard", "zrange", "zrevrange", "zscore", "zmscore", "zscan",
     "zremrangebyrank", "zremrangebyscore",
@@ -157,6 +157,8 @@ def probes(keys: Keys, queues: Sequence[str], identity: str) -> list[Probe]:
     add("hset", "HSET", keys.work(identity), _MARK, _MARK)
     add("hset", "HSET", keys.workers(identity), _MARK, _MARK)
     add("hdel", "HDEL", keys.work(identity), _MARK)
+    add("hvals", "HVALS", keys.work(identity))
+    add("get", "GET", keys.died(identity))
     add("hset", "HSET", keys.periodic, _MARK, _MARK)
     add("hlen", "HLEN", keys.periodic)
     add("hget", "HGET", keys.periodic_last, _MARK)

@@ -95,6 +95,11 @@ class Keys:
         """Short-TTL liveness key; its absence lets the janitor recover jobs."""
         return self._k(f"roadie:alive:{identity}")
 
+    def died(self, identity: str) -> str:
+        """A dead process's death record: the jobs it was running when it died (JSON),
+        written by its pulse; the janitor counts a crash only for those."""
+        return self._k(f"roadie:died:{identity}")
+
     def recover_lock(self, identity: str) -> str:
         return self._k(f"roadie:lock:recover:{identity}")
 

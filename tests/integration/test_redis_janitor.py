@@ -14,9 +14,11 @@ from roadie.client import Client
 from roadie.config import Config
 from roadie.keys import Keys
 from roadie.middleware import Hooks
+from roadie.retry import malformed_original
 from roadie.server.fetch import Fetcher
 from roadie.server.janitor import CHUNK, Janitor
 from roadie.server.outage import Outage
+from roadie.server.state import State, run_mark
 
 ME = "survivor:1:111111111111"
 DEAD = "crashed:2:222222222222"
@@ -38,10 +40,17 @@ def in_flight(r: redis.Redis, config: Config, owner: str, *jobs: list[Any]) -> l
     return [u.raw for u in fetched]
 
 
+def died_running(r: redis.Redis, owner: str, *raws: bytes, reason: str = "it died") -> None:
+    """The death record ``owner``'s pulse writes: these jobs were running."""
+    running = [run_mark(raw).decode("latin-1") for raw in raws]
+    r.set(f"roadie:died:{owner}", orjson.dumps({"running": running, "reason": reason}))
+
+
 def test_jobs_of_a_dead_owner_go_to_the_tail_of_their_queue(
     r: redis.Redis, config: Config
 ) -> None:
     raws = in_flight(r, config, DEAD, [1], [2], [3])
+    died_running(r, DEAD, *raws)
     Client(config, hooks=Hooks()).push({"args": ["new"], "class": "Work"})
 
     assert janitor(r, config).sweep() == 3
@@ -55,14 +64,67 @@ def test_jobs_of_a_dead_owner_go_to_the_tail_of_their_queue(
         assert {k: v for k, v in payload.items() if k != "roadie_crashes"} == loads(raw)
     assert "roadie_crashes" not in taken[3]
     assert r.smembers("roadie:inflight-owners") == set()
+    assert r.exists(f"roadie:died:{DEAD}") == 0  # done with: deleted
+
+
+def test_only_the_jobs_running_when_the_owner_died_count_a_crash(
+    r: redis.Redis, config: Config
+) -> None:
+    # Fetched in one batch; the second was running when the process died.
+    first, running, third = in_flight(r, config, DEAD, [1], [2], [3])
+    died_running(r, DEAD, running)
+
+    assert janitor(r, config).sweep() == 3
+
+    back = {loads(raw)["args"][0]: raw for raw in r.lrange("queue:default", 0, -1)}
+    # The others go back byte for byte: no mark, as if never fetched.
+    assert back[1] == first and back[3] == third
+    assert loads(back[2])["roadie_crashes"] == 1
+
+
+def test_without_a_death_record_the_last_heartbeats_work_hash_decides(
+    r: redis.Redis, config: Config
+) -> None:
+    # The pulse died with its process (power loss, kill of the whole group): the
+    # work hash of the last beat says what was running.
+    first, running = in_flight(r, config, DEAD, [1], [2])
+    state = State(DEAD)
+    state.start_work("tid-1", "default", running)
+    r.hset(f"{DEAD}:work", mapping=state.work)
+
+    assert janitor(r, config).sweep() == 2
+
+    back = {loads(raw)["args"][0]: raw for raw in r.lrange("queue:default", 0, -1)}
+    assert back[1] == first
+    assert loads(back[2])["roadie_crashes"] == 1
+
+
+def test_with_neither_record_nor_work_hash_no_job_counts_a_crash(
+    r: redis.Redis, config: Config
+) -> None:
+    raws = in_flight(r, config, DEAD, [1], [2])
+
+    assert janitor(r, config).sweep() == 2
+
+    assert sorted(r.lrange("queue:default", 0, -1)) == sorted(raws)
+
+
+def test_a_death_record_that_is_not_json_is_ignored(r: redis.Redis, config: Config) -> None:
+    raws = in_flight(r, config, DEAD, [1])
+    r.set(f"roadie:died:{DEAD}", b"{not json")
+
+    assert janitor(r, config).sweep() == 1
+
+    assert r.lrange("queue:default", 0, -1) == raws
 
 
 def test_crash_count_grows_with_each_recovery(r: redis.Redis, config: Config) -> None:
     config = config.replace(max_crashes=5)
-    in_flight(r, config, DEAD, [1])
+    died_running(r, DEAD, *in_flight(r, config, DEAD, [1]))
     janitor(r, config).sweep()
     r.sadd("roadie:inflight-owners", "crashed:9:999999999999")
-    Fetcher(r, config, Keys(), "crashed:9:999999999999").fetch(1)
+    [again] = Fetcher(r, config, Keys(), "crashed:9:999999999999").fetch(1)
+    died_running(r, "crashed:9:999999999999", again.raw)
 
     assert janitor(r, config).sweep() == 1
 
@@ -96,7 +158,8 @@ def test_a_job_at_max_crashes_is_buried_with_a_clear_error(
     client.push({"args": ["poison"], "class": "Work", "roadie_crashes": 2})
     client.push({"args": ["fine"], "class": "Work", "roadie_crashes": 1})
     r.sadd("roadie:inflight-owners", DEAD)
-    Fetcher(r, config, Keys(), DEAD).fetch(2)
+    poison, _fine = Fetcher(r, config, Keys(), DEAD).fetch(2)
+    died_running(r, DEAD, poison.raw, reason="it was stopped for using too much memory")
     t0 = time.time()
 
     assert janitor(r, config).sweep() == 2
@@ -106,15 +169,17 @@ def test_a_job_at_max_crashes_is_buried_with_a_clear_error(
     assert dead["args"] == ["poison"]
     assert dead["error_class"] == "roadie.errors.JobCrashedProcess"
     assert "3 times in a row that its process died" in dead["error_message"]
+    assert "The last time, it was stopped for using too much memory." in dead["error_message"]
     assert dead["retry_count"] == 0 and isinstance(dead["failed_at"], float)
     assert "roadie_crashes" not in dead
     assert t0 <= score <= time.time()
     [requeued] = r.lrange("queue:default", 0, -1)
-    assert loads(requeued)["args"] == ["fine"] and loads(requeued)["roadie_crashes"] == 2
+    # Not running when its process died: back unchanged, its count neither up nor reset.
+    assert loads(requeued)["args"] == ["fine"] and loads(requeued)["roadie_crashes"] == 1
     assert r.smembers("roadie:inflight-owners") == set()
 
 
-def test_malformed_in_flight_entry_goes_to_dead_as_it_was(
+def test_malformed_in_flight_entry_goes_to_dead_with_its_reason(
     r: redis.Redis, config: Config
 ) -> None:
     r.lpush(f"roadie:inflight:{DEAD}", b"garbage{")
@@ -122,7 +187,10 @@ def test_malformed_in_flight_entry_goes_to_dead_as_it_was(
 
     assert janitor(r, config).sweep() == 1
 
-    assert r.zrange("dead", 0, -1) == [b"garbage{"]
+    [entry] = [loads(m) for m in r.zrange("dead", 0, -1)]
+    assert malformed_original(entry) == b"garbage{"
+    assert entry["error_class"] == "roadie.errors.MalformedPayload"
+    assert entry["error_message"].startswith("queue entry is not valid JSON")
     assert r.exists(f"roadie:inflight:{DEAD}", "roadie:inflight-owners") == 0
 
 
@@ -248,6 +316,7 @@ def test_death_handlers_hear_of_a_buried_crash_looper(r: redis.Redis, config: Co
     j = Janitor(r, config.replace(max_crashes=1), Keys(), ME, Outage("redis://test"),
                 threading.Event(), hooks=hooks)
     [raw] = in_flight(r, config, DEAD, ["poison"])
+    died_running(r, DEAD, raw)
 
     assert j.sweep() == 1
 

@@ -8,6 +8,7 @@ against a real redis-server.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -114,3 +115,53 @@ def test_a_stopped_pulse_exits(r: redis.Redis, config: Config) -> None:
     # Its process is gone (reaped): nothing can write the key again.
     with pytest.raises(ProcessLookupError):
         os.kill(pulse.pid, 0)
+
+
+@pytest.fixture
+def full_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server over its ``maxmemory`` with ``noeviction``: it refuses
+    every command that needs memory (SET among them)."""
+    server = RedisServer(directory=tmp_path / "full", appendonly=False,
+                         extra_args=["--maxmemory-policy", "noeviction"])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def fill(r: redis.Redis) -> None:
+    """Write 4 MB, then set ``maxmemory`` below what is used."""
+    pipe = r.pipeline(transaction=False)
+    for i in range(400):
+        pipe.set(f"filler:{i}", b"x" * 10_000)
+    pipe.execute()
+    r.config_set("maxmemory", "2mb")
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        r.set("one-more", b"x")
+
+
+@pytest.mark.parametrize("lite", [True, False], ids=["litepulse", "redis-py pulse"])
+def test_the_pulse_keeps_the_liveness_key_alive_while_redis_is_full(
+    full_redis: RedisServer, lite: bool
+) -> None:
+    cfg = pulse_config(full_redis.url).replace(heartbeat_interval_s=0.1, process_ttl_s=1.1)
+    r = full_redis.client()
+    pulse = Pulse.start(connect(cfg), KEY, cfg, lite=lite)
+    assert pulse is not None
+    try:
+        wait_until(lambda: r.exists(KEY), message="the pulse never set the liveness key")
+        fill(r)
+        # Several TTLs go by (4.5 x 1.1 s, the shortest TTL Config allows for beats of
+        # 0.1 s): the key is never missing.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            assert r.exists(KEY), "the liveness key expired while Redis was full"
+            time.sleep(0.05)
+        # Deleted (as at a clean exit of an earlier life), it comes back once there is room.
+        r.delete(KEY)
+        r.config_set("maxmemory", "0")
+        wait_until(lambda: r.exists(KEY), message="the pulse did not set the key again")
+    finally:
+        pulse.stop()
+        r.close()

@@ -12,6 +12,7 @@ push) and the roadie processes agree on them whatever the module is called.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import threading
@@ -115,6 +116,37 @@ class Crash(roadie.Job, name="sys.Crash"):
         _count(self)
         _event(self, "crash")
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Innocent(roadie.Job, name="sys.Innocent"):
+    """Counts its run and records it, with its crash count (it should stay 0)."""
+
+    def perform(self) -> None:
+        _count(self)
+        _event(self, "ran")
+
+
+class Exit(roadie.Job, name="sys.Exit"):
+    """A poison job: ends its process at once, as a crash in C code would."""
+
+    def perform(self) -> None:
+        _count(self)
+        _event(self, "exit")
+        os._exit(1)
+
+
+class HoldGIL(roadie.Job, name="sys.HoldGIL"):
+    """The first run sleeps ``seconds`` in C *holding the GIL* (libc's sleep through
+    ``ctypes.pythonapi``, a PyDLL: it does not release the GIL), so no other thread
+    of the process runs meanwhile, signal handlers included. A recovered run (one
+    crash counted) returns at once."""
+
+    def perform(self, seconds: int) -> None:
+        _count(self)
+        _event(self, "gil-start")
+        if not self.payload.get("roadie_crashes"):
+            ctypes.pythonapi.sleep(int(seconds))
+        _event(self, "gil-done")
 
 
 # --- reading the records (test side) ------------------------------------------

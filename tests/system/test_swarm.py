@@ -270,6 +270,55 @@ def test_a_worker_over_the_memory_limit_is_replaced_after_its_job(
     assert sup.wait_exit(30) == 0
 
 
+def test_a_job_bigger_than_the_memory_limit_ends_in_the_dead_set(
+    swarm: Harness, r: redis.Redis, client: roadie.Client
+) -> None:
+    # The job holds 200 MB (limit 120) for longer than -t: each worker running it is
+    # stopped for its memory, the job does not finish in time. Pushed back, it would
+    # come straight back to the new worker, for ever; it counts a crash instead.
+    sup = swarm.spawn("-r", SWARMJOBS, "-P", "1", "-c", "1", "-t", "1",
+                      "--max-memory", "120")
+    wait_workers(r, sup, 1)
+    hog = swarmjobs.Hog.perform_async(200, 60.0)
+    behind = set(sysjobs.Record.perform_bulk([[] for _ in range(5)]))
+
+    wait_until(lambda: r.zcard("dead") == 1 and set(sysjobs.runs(r)) >= behind, 90, 0.1,
+               "the job too big for the memory limit did not reach the dead set")
+    starts = sysjobs.events(r, "hog-start")
+    assert [e["crashes"] for e in starts] == [0, 1, 2]
+    assert len({e["pid"] for e in starts}) == 3  # each in a new worker
+    assert sysjobs.events(r, "hog-done") == []
+    [raw] = r.zrange("dead", 0, -1)
+    dead = orjson.loads(raw)
+    assert dead["jid"] == hog
+    assert dead["error_class"] == "roadie.errors.JobCrashedProcess"
+    assert "max_memory_mb (--max-memory) 120 MB" in dead["error_message"]
+    # The jobs behind it ran, once each.
+    assert {j: n for j, n in sysjobs.runs(r).items() if j in behind} == dict.fromkeys(behind, 1)
+    wait_until(lambda: left_anywhere(r) == {**EMPTY, "dead": 1}, 20, 0.1,
+               "jobs were left behind")
+    sup.send(signal.SIGTERM)
+    assert sup.wait_exit(30) == 0
+
+
+def test_term_to_the_whole_group_is_one_stop_not_two(
+    swarm: Harness, r: redis.Redis, client: roadie.Client
+) -> None:
+    # A terminal's Ctrl-C or systemd signal every process: the worker gets TERM itself
+    # and again from its supervisor, at once. That is not a second TERM (stop now):
+    # the running job still gets its -t to finish.
+    sup = swarm.spawn("-P", "2", "-c", "1", "-t", "20")
+    wait_workers(r, sup, 2)
+    slow = sysjobs.Slow.perform_async(2.0)
+    wait_until(lambda: started_by(r), 10, 0.05, "the slow job did not start")
+
+    os.killpg(sup.pid, signal.SIGTERM)
+    assert sup.wait_exit(30) == 0
+    assert [e["jid"] for e in sysjobs.events(r, "done")] == [slow]
+    assert "pushed back" not in sup.output()
+    assert left_anywhere(r) == EMPTY
+
+
 def test_workers_stop_when_the_supervisor_is_killed(
     swarm: Harness, r: redis.Redis, client: roadie.Client
 ) -> None:

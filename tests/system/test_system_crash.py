@@ -3,6 +3,7 @@ keeps killing its process ends in the dead set."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -60,12 +61,14 @@ def test_kill_9_mid_job_is_recovered_within_30s_with_default_intervals(
 def test_a_job_that_kills_its_process_goes_dead_after_max_crashes(
     procs: Harness, r: redis.Redis, client: roadie.Client
 ) -> None:
-    # One processor each: a process killed by the crashing job had nothing else in flight,
-    # so every other job runs exactly once. max_crashes is left at its default, 3.
+    # One processor each, and the crashing job pushed once the first wave has run: a
+    # process killed by it had nothing else in flight, so every other job runs exactly
+    # once. max_crashes is left at its default, 3.
     slots: list[Proc] = [procs.spawn("-c", "1", r=r) for _ in range(2)]
     deaths: list[Proc] = []
-    crash = sysjobs.Crash.perform_async()
     first = set(sysjobs.Record.perform_bulk([[5] for _ in range(100)]))
+    wait_until(lambda: left_anywhere(r) == EMPTY, 20, 0.05, "the first wave did not run")
+    crash = sysjobs.Crash.perform_async()
 
     def supervise() -> bool:
         for i, p in enumerate(slots):
@@ -103,6 +106,103 @@ def test_a_job_that_kills_its_process_goes_dead_after_max_crashes(
     assert len(deaths) == 3
     assert left_anywhere(r) == {**EMPTY, "dead": 1}
     for p in slots:
+        p.wait_registered(r)  # the last replacement may still be starting
         p.send(signal.SIGTERM)
     for p in slots:
         assert p.wait_exit(15) == 0
+
+
+def test_jobs_fetched_with_a_poison_job_are_neither_buried_nor_marked(
+    procs: Harness, r: redis.Redis, client: roadie.Client
+) -> None:
+    # A deep queue, so that each process fetches batches of 10: the poison job (it
+    # os._exit(1)s) is fetched with innocent jobs, which are in flight, not started,
+    # each time it kills its process. max_crashes is left at 3.
+    before = sysjobs.Innocent.perform_bulk([[] for _ in range(3)])
+    poison = sysjobs.Exit.perform_async()
+    after = sysjobs.Innocent.perform_bulk([[] for _ in range(60)])
+    innocents = set(before) | set(after)
+    slots = [procs.spawn("-c", "1")]
+    deaths: list[Proc] = []
+
+    def supervise() -> bool:
+        if not slots[0].alive:
+            deaths.append(slots[0])
+            slots[0] = procs.spawn("-c", "1")
+        return r.zcard("dead") >= 1 and set(sysjobs.runs(r)) >= innocents | {poison}
+
+    wait_until(supervise, 90, 0.05, "the poison job did not reach the dead set")
+    assert [p.returncode for p in deaths] == [1, 1, 1]
+    assert [e["crashes"] for e in sysjobs.events(r, "exit")] == [0, 1, 2]
+    [raw] = r.zrange("dead", 0, -1)
+    dead = orjson.loads(raw)
+    assert dead["jid"] == poison
+    assert dead["error_class"] == "roadie.errors.JobCrashedProcess"
+    # Every innocent job ran (some twice: done, not yet acknowledged at a death), and
+    # none was ever marked as having crashed a process.
+    ran = sysjobs.events(r, "ran")
+    assert {e["jid"] for e in ran} == innocents
+    assert [e for e in ran if e["crashes"]] == []
+    wait_until(lambda: left_anywhere(r) == {**EMPTY, "dead": 1}, 20, 0.05,
+               f"jobs left behind: {left_anywhere(r)}")
+    slots[0].wait_registered(r)
+    slots[0].send(signal.SIGTERM)
+    assert slots[0].wait_exit(15) == 0
+
+
+def _slow_with_batch_mates(procs: Harness, r: redis.Redis) -> tuple[Proc, str, set[str]]:
+    """A process running a Slow job, with 5 jobs fetched in its batch, not started."""
+    slow = sysjobs.Slow.perform_async(300)
+    mates = set(sysjobs.Innocent.perform_bulk([[] for _ in range(5)]))
+    a = procs.spawn("-c", "1", r=r)
+    wait_until(lambda: sysjobs.events(r, "start"), 10, message="the slow job did not start")
+    assert r.llen(f"roadie:inflight:{a.identity}") == 6
+    return a, slow, mates
+
+
+def test_kill_9_counts_a_crash_for_the_running_job_only(
+    procs: Harness, r: redis.Redis, client: roadie.Client
+) -> None:
+    a, slow, mates = _slow_with_batch_mates(procs, r)
+
+    a.kill()  # the process only: its pulse sees it die and writes the death record
+    record = wait_until(lambda: r.get(f"roadie:died:{a.identity}"), 10, 0.02,
+                        "the pulse wrote no death record")
+    assert orjson.loads(record)["running"] == [slow]
+    assert r.exists(f"roadie:alive:{a.identity}") == 0  # nobody runs its jobs now
+    r.set(sysjobs.RELEASE, 1)
+    b = procs.spawn("-c", "1", r=r)
+
+    wait_until(lambda: set(sysjobs.runs(r)) >= mates | {slow}
+               and len(sysjobs.events(r, "done")) == 1, 20, 0.05,
+               "the killed process's jobs did not run again")
+    [_, again] = sysjobs.events(r, "start")
+    assert (again["pid"], again["crashes"]) == (b.pid, 1)
+    assert [e["crashes"] for e in sysjobs.events(r, "ran")] == [0] * 5
+    wait_until(lambda: r.exists(f"roadie:died:{a.identity}") == 0, 10, 0.05,
+               "the janitor did not delete the death record")
+    b.send(signal.SIGTERM)
+    assert b.wait_exit(15) == 0
+
+
+def test_a_kill_of_the_whole_group_falls_back_to_the_last_heartbeat(
+    procs: Harness, r: redis.Redis, client: roadie.Client
+) -> None:
+    a, slow, mates = _slow_with_batch_mates(procs, r)
+    # A beat after the start lists the running job in the work hash.
+    wait_until(lambda: r.hlen(f"{a.identity}:work") == 1, 10, 0.02, "no work entry")
+
+    os.killpg(a.pid, signal.SIGKILL)  # the pulse too: no death record
+    a.wait_exit(10)
+    r.set(sysjobs.RELEASE, 1)
+    b = procs.spawn("-c", "1", r=r)
+
+    wait_until(lambda: set(sysjobs.runs(r)) >= mates | {slow}
+               and len(sysjobs.events(r, "done")) == 1, 30, 0.05,
+               "the killed process's jobs did not run again")
+    assert r.exists(f"roadie:died:{a.identity}") == 0
+    [_, again] = sysjobs.events(r, "start")
+    assert (again["pid"], again["crashes"]) == (b.pid, 1)
+    assert [e["crashes"] for e in sysjobs.events(r, "ran")] == [0] * 5
+    b.send(signal.SIGTERM)
+    assert b.wait_exit(15) == 0

@@ -13,6 +13,7 @@ from helpers import wait_until
 from procs import Harness, inflight_keys, inflight_total, left_anywhere
 
 import roadie
+from roadie.server.litepulse import KILL_GRACE_S, SECOND_STOP_AFTER_S
 
 pytestmark = pytest.mark.system
 
@@ -148,3 +149,61 @@ def test_the_signals_list_quiets_a_process_within_a_few_heartbeats(
     assert other.wait_exit(10) == 0
     assert "received TSTP from Redis" in p.output()
     assert "start" not in {line.rsplit(" ", 1)[-1] for line in p.output().splitlines()}
+
+
+def test_a_second_term_stops_at_once_pushing_the_running_job_back(
+    procs: Harness, r: redis.Redis, client: roadie.Client
+) -> None:
+    p = procs.spawn("-c", "2", "-t", "60", r=r)
+    slow = sysjobs.Slow.perform_async(120)
+    wait_until(lambda: started(r, slow), 10, message="the slow job did not start")
+    [slow_raw] = r.lrange(f"roadie:inflight:{p.identity}", 0, -1)
+
+    first_at = time.monotonic()
+    p.send(signal.SIGTERM)
+    # The stop says what it waits for.
+    wait_until(lambda: f"for 1 running job(s): sys.Slow {slow}" in p.output(), 10, 0.05,
+               "the stop did not log the job it waits for")
+    # Sooner, a TERM would be the first one delivered twice (terminal, systemd).
+    wait_until(lambda: time.monotonic() - first_at > SECOND_STOP_AFTER_S + 0.1, 5, 0.05)
+    t0 = time.monotonic()
+    p.send(signal.SIGTERM)
+    assert p.wait_exit(10) == 0
+    took = time.monotonic() - t0
+    print(f"second TERM with -t 60 and a job running: exited 0 after {took:.2f}s")
+    assert took < 3.0
+    assert "second stop signal: not waiting for the running jobs" in p.output()
+    assert r.lrange("queue:default", 0, -1) == [slow_raw]
+    assert inflight_total(r) == 0
+    assert r.smembers("processes") == set()
+
+
+def test_a_job_holding_the_gil_cannot_hold_a_stop_past_its_timeout(
+    procs: Harness, r: redis.Redis, client: roadie.Client
+) -> None:
+    p = procs.spawn("-c", "2", "-t", "2", r=r)
+    held = sysjobs.HoldGIL.perform_async(60)
+    wait_until(lambda: sysjobs.events(r, "gil-start"), 10, message="the job did not start")
+
+    t0 = time.monotonic()
+    p.send(signal.SIGTERM)
+    # No thread of the process runs while the job holds the GIL, signal handlers
+    # included: its pulse kills it once -t and the grace have passed.
+    code = p.wait_exit(2 + KILL_GRACE_S + 5)
+    took = time.monotonic() - t0
+    print(f"TERM with -t 2 and a job holding the GIL: gone after {took:.2f}s")
+    assert code == -signal.SIGKILL
+    assert 2.0 <= took < 2 + KILL_GRACE_S + 2
+    record = orjson.loads(r.get(f"roadie:died:{p.identity}") or b"{}")
+    assert record["running"] == [held]
+    assert "its pulse killed it" in record["reason"]
+
+    # Its job is recovered as after a kill (one crash counted: that run returns at once).
+    q = procs.spawn("-c", "1", r=r)
+    wait_until(lambda: sysjobs.events(r, "gil-done"), 15, 0.05, "the job was not recovered")
+    assert [(e["pid"], e["crashes"]) for e in sysjobs.events(r, "gil-start")] == [
+        (p.pid, 0), (q.pid, 1)]
+    q.send(signal.SIGTERM)
+    assert q.wait_exit(10) == 0
+    assert left_anywhere(r) == {"queues": 0, "inflight": 0, "schedule": 0, "retry": 0,
+                                "dead": 0}

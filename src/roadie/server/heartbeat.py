@@ -32,13 +32,23 @@ from roadie.config import Config
 from roadie.connection import Redis, connect, resolve_url
 from roadie.keys import METRICS_TTL_S, Keys
 from roadie.scripts import Scripts
-from roadie.server.litepulse import serve
+from roadie.server.litepulse import Beat, Report, serve
 from roadie.server.outage import TRANSIENT, Outage
-from roadie.server.state import METRIC_F, METRIC_HIST, METRIC_MS, METRIC_P, State
+from roadie.server.state import (
+    METRIC_F,
+    METRIC_HIST,
+    METRIC_MS,
+    METRIC_P,
+    RunningSlots,
+    State,
+)
 
 log = logging.getLogger("roadie")
 
 PROCESS_TTL_S = 60
+#: How long a death record waits for a janitor (one deletes it once it has
+#: recovered the process's jobs): long enough for every process to be down a while.
+DEATH_RECORD_TTL_S = 7 * 24 * 3600
 STATS_TTL_S = 5 * 365 * 24 * 3600
 VERSION = "0.1.0"
 
@@ -108,6 +118,10 @@ class Heartbeat:
         self.rtt_us = 0
         self._stop = threading.Event()
         self.pulse: Pulse | None = None
+        #: The read end of the pipe the process's signal wakeup fd writes into (set
+        #: by the launcher with its signal handlers): the pulse sees TERM even while
+        #: a job holds the GIL, and enforces the stop's deadline.
+        self.signal_fd: int | None = None
         self.thread = threading.Thread(target=self._run, name="roadie.heartbeat", daemon=True)
 
     def info_dict(self) -> dict[str, Any]:
@@ -134,9 +148,14 @@ class Heartbeat:
         Scripts(self.redis).register(self.keys.alive(ident), self.keys.inflight_owners, ident,
                                      int(self.config.process_ttl_s * 1000))
 
+    def _start_pulse(self) -> Pulse | None:
+        ident = self.state.identity
+        return Pulse.start(self.redis, self.keys.alive(ident), self.config,
+                           record_key=self.keys.died(ident), running=self.state.slots,
+                           signal_fd=self.signal_fd)
+
     def start(self) -> None:
-        self.pulse = Pulse.start(self.redis, self.keys.alive(self.state.identity),
-                                 self.config)
+        self.pulse = self._start_pulse()
         self.thread.start()
 
     def stop(self) -> None:
@@ -155,8 +174,7 @@ class Heartbeat:
             if self.pulse is not None and not self.pulse.alive and not self._stop.is_set():
                 log.warning("the liveness pulse (pid %d) exited with code %s; starting "
                             "another", self.pulse.pid, self.pulse.returncode)
-                self.pulse = Pulse.start(self.redis, self.keys.alive(self.state.identity),
-                                         self.config)
+                self.pulse = self._start_pulse()
 
     def beat(self) -> bool:
         """One heartbeat; returns False (and keeps the counts) if Redis failed."""
@@ -315,10 +333,19 @@ class Pulse:
         self.popen = popen
 
     @classmethod
-    def start(cls, redis: Redis, key: str, config: Config) -> Pulse | None:
-        """Start a pulse for ``key`` on ``redis``'s server; None (logged) if impossible."""
+    def start(cls, redis: Redis, key: str, config: Config, *, record_key: str | None = None,
+              running: RunningSlots | None = None, signal_fd: int | None = None,
+              lite: bool = True) -> Pulse | None:
+        """Start a pulse for ``key`` on ``redis``'s server; None (logged) if impossible.
+
+        ``record_key``: where it writes the death record if the process dies,
+        listing the jobs in ``running``; ``signal_fd``: the pipe the process's signal
+        wakeup fd writes into. ``lite=False``: the redis-py pulse even for a plain
+        Redis (tests).
+        """
         try:
-            target = lite_target(redis)
+            target = lite_target(redis) if lite else None
+            fds = [fd for fd in (signal_fd, running.fd if running else None) if fd is not None]
             settings: dict[str, Any] = {
                 # The URL, so that the pulse connects as roadie does: TLS, ACL user,
                 # Sentinel (it then follows a failover by itself). An embedded:// URL
@@ -330,13 +357,20 @@ class Pulse:
                 "ttl_ms": int(config.process_ttl_s * 1000),
                 "interval_s": config.heartbeat_interval_s,
                 "parent": os.getpid(),
+                "record_key": record_key,
+                "record_ttl_s": DEATH_RECORD_TTL_S,
+                "running_fd": running.fd if running else None,
+                "running_size": running.size if running else 0,
+                "signal_fd": signal_fd,
+                "stop_timeout_s": config.timeout_s,
+                "max_memory_mb": config.max_memory_mb,
                 **(target or {}),
             }
             argv = ([sys.executable, "-I", "-S", LITE_PULSE] if target is not None
                     else [sys.executable, "-c", PULSE_COMMAND])
             popen = subprocess.Popen(
                 argv, stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, close_fds=True,
+                stdout=subprocess.DEVNULL, close_fds=True, pass_fds=fds,
             )
         except Exception as exc:
             log.warning("could not start the liveness pulse (%s): a job that holds the GIL "
@@ -366,8 +400,21 @@ class Pulse:
     def returncode(self) -> int | None:
         return self.popen.poll()
 
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.popen.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.popen.stdin.write(orjson.dumps(message) + b"\n")
+                self.popen.stdin.flush()
+
+    def stopping(self, deadline_in_s: float) -> None:
+        """The process's stop began: kill it if it still runs ``deadline_in_s`` from
+        now (a job holding the GIL keeps it from exiting by itself)."""
+        self._send({"stopping_s": deadline_in_s})
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Close its pipe (it exits at once) and reap it."""
+        """A clean stop: tell it so (it writes no death record), close its pipe (it
+        exits at once) and reap it."""
+        self._send({"stop": "clean"})
         if self.popen.stdin is not None:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
@@ -381,7 +428,7 @@ class Pulse:
 def pulse_main() -> None:
     """The redis-py pulse child (see ``Pulse``). Exits 0 when its parent is gone."""
 
-    def start(settings: dict[str, Any]) -> Callable[[], None]:
+    def start(settings: dict[str, Any]) -> tuple[Beat, Report]:
         config = Config(redis_url=settings["url"], redis_url_configured=True,
                         socket_timeout_s=settings["socket_timeout_s"],
                         connect_timeout_s=settings["connect_timeout_s"])
@@ -389,9 +436,18 @@ def pulse_main() -> None:
         key, ttl_ms = settings["key"], settings["ttl_ms"]
 
         def beat() -> None:
+            # PEXPIRE first: a full Redis (noeviction) refuses SET, not PEXPIRE.
             with contextlib.suppress(Exception):
-                client.set(key, b"1", px=ttl_ms)
+                if not client.pexpire(key, ttl_ms):
+                    client.set(key, b"1", px=ttl_ms)
 
-        return beat
+        def report(record: str) -> None:
+            if settings.get("record_key"):
+                with contextlib.suppress(Exception):
+                    client.set(settings["record_key"], record, ex=settings["record_ttl_s"])
+            with contextlib.suppress(Exception):
+                client.delete(key)
+
+        return beat, report
 
     serve(start)

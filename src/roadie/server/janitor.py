@@ -4,8 +4,17 @@ Every process runs one. Each cycle it lists the owners of in-flight lists
 (``roadie:inflight-owners``) and, for each whose liveness key has expired
 (``process_ttl_s`` after its last beat), moves its jobs back to the front of
 their queues with ``lua/recover.lua``, which re-checks liveness atomically.
-A job recovered ``max_crashes`` times in a row goes to the dead set instead:
-it is probably what kills its processes.
+
+The crash-loop rule: a job that was *running* when its process died counts a crash
+(``roadie_crashes`` + 1); at ``max_crashes`` in a row it goes to the dead set
+instead, since it is probably what kills its processes. Jobs fetched with it but
+not started go back unmarked. Which jobs were running comes from, in order:
+
+1. the death record (``roadie:died:<identity>``) that the process's pulse wrote
+   when it saw its parent die (or that a worker stopped for its memory wrote);
+2. if there is none (the pulse died too: power loss, a kill of the whole process
+   group), the jobs the process's last heartbeat listed in ``<identity>:work``;
+3. if that expired too, none: every job goes back unmarked.
 """
 
 from __future__ import annotations
@@ -16,19 +25,37 @@ import threading
 import time
 from collections.abc import Callable
 
+import orjson
+
 from roadie import payload as pl
 from roadie.config import Config
 from roadie.connection import Redis
 from roadie.errors import JobCrashedProcess, MalformedPayload
 from roadie.keys import Keys
 from roadie.middleware import Hooks
-from roadie.retry import CRASH_FIELD, record_error
+from roadie.retry import CRASH_FIELD, malformed_entry, record_error
 from roadie.scripts import Scripts
 from roadie.server.outage import TRANSIENT, Outage
+from roadie.server.state import run_mark
 
 log = logging.getLogger("roadie")
 
 CHUNK = 200
+
+#: The death's cause named in the crash-loop message when no death record says it.
+FROM_HEARTBEAT = ("it died leaving no death record (its pulse died with it: a power "
+                  "loss, or a kill of the whole process group?)")
+
+
+class Deaths:
+    """Which jobs a dead process was running (their ``run_mark``), and why it died."""
+
+    def __init__(self, running: set[str], reason: str) -> None:
+        self.running = running
+        self.reason = reason
+
+    def was_running(self, raw: bytes) -> bool:
+        return run_mark(raw).decode("latin-1") in self.running
 
 
 class Janitor:
@@ -129,15 +156,16 @@ class Janitor:
         if not self.redis.set(lock, self.identity, nx=True, ex=60):
             return 0  # another janitor is on it
         try:
-            handled, died = 0, 0
+            handled, died, crashed = 0, 0, 0
             inflight = self.keys.inflight(owner)
+            deaths = self.deaths(owner)
             while True:
                 # Newest first: each chunk is RPUSHed after the previous one, so the
                 # oldest jobs (at the list's tail) must come last to run first.
                 raws = self.redis.lrange(inflight, 0, CHUNK - 1)
                 if not raws:
                     break
-                entries = [self._entry(raw) for raw in raws]
+                entries = [self._entry(raw, deaths) for raw in raws]
                 now = pl.now()
                 n = self.scripts.recover(
                     inflight, self.keys.alive(owner), self.keys.dead, now,
@@ -149,17 +177,21 @@ class Janitor:
                 if n == 0:
                     break  # entries vanished under us; nothing more to do now
                 handled += n
+                crashed += sum(1 for raw, _, new, _ in entries if new is not raw)
                 buried = [e for e in entries if e[1] == "d"]
                 died += len(buried)
                 self._report_deaths(buried)
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.llen(inflight)
-            if pipe.execute()[0] == 0:
-                self.redis.srem(self.keys.inflight_owners, owner)
+            if self.redis.llen(inflight) == 0:
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.srem(self.keys.inflight_owners, owner)
+                pipe.unlink(self.keys.died(owner))
+                pipe.execute()
             if handled:
                 log.warning(
                     "recovered %d in-flight job(s) of dead process %s (%d to the dead set "
-                    "for crashing processes repeatedly)", handled, owner, died,
+                    "for crashing processes repeatedly); %d were running when it died and "
+                    "count a crash, the others had not started", handled, owner, died,
+                    crashed,
                 )
             return handled
         finally:
@@ -176,21 +208,51 @@ class Janitor:
             exc = JobCrashedProcess(str(payload.get("error_message", "")))
             self.hooks.report_death(payload, exc)
 
-    def _entry(self, raw: bytes) -> tuple[bytes, str, bytes, str | None]:
-        """What to do with one orphan: requeue it, or bury a repeat offender."""
+    def deaths(self, owner: str) -> Deaths:
+        """What ``owner`` was running when it died: its death record, else its last
+        heartbeat's work hash, else nothing (see the module's docstring)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.died(owner))
+        pipe.hvals(self.keys.work(owner))
+        record, work = pipe.execute()
+        if record is not None:
+            try:
+                found = orjson.loads(record)
+                running = {str(m) for m in found.get("running", [])}
+                return Deaths(running, str(found.get("reason") or ""))
+            except (orjson.JSONDecodeError, AttributeError, TypeError):
+                log.warning("the death record of %s is not valid JSON; ignoring it", owner)
+        running = set()
+        for entry in work:
+            try:
+                raw = str(orjson.loads(entry)["payload"]).encode()
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+            running.add(run_mark(raw).decode("latin-1"))
+        return Deaths(running, FROM_HEARTBEAT)
+
+    def _entry(self, raw: bytes, deaths: Deaths) -> tuple[bytes, str, bytes, str | None]:
+        """What to do with one orphan: requeue it (with one more crash if it was
+        running when its process died), or bury a repeat offender."""
         try:
             payload = pl.decode(raw)
-        except MalformedPayload:
-            return (raw, "d", raw, None)
+        except MalformedPayload as bad:
+            log.error("%s (in flight at a dead process); moved to the dead set with the "
+                      "reason, the entry kept as it was", bad)
+            return (raw, "d", malformed_entry(raw, str(bad), "default", pl.now()), None)
+        queue = str(payload.get("queue") or "default")
+        if not deaths.was_running(raw):
+            # Fetched with others but not started: it did nothing to its process.
+            return (raw, "q", raw, self.keys.queue(queue))
         crashes = payload.get(CRASH_FIELD)
         crashes = (crashes if isinstance(crashes, int) else 0) + 1
-        queue = str(payload.get("queue") or "default")
         if crashes >= self.config.max_crashes:
+            last = f" The last time, {deaths.reason}." if deaths.reason else ""
             exc = JobCrashedProcess(
                 f"this job was running each of the {crashes} times in a row that its "
                 "process died (killed with -9, out of memory, or a crash in C code?); "
-                "roadie stopped recovering it so that it cannot take down more processes. "
-                "Fix the cause, then retry it from the dead set."
+                "roadie stopped recovering it so that it cannot take down more processes."
+                f"{last} Fix the cause, then retry it from the dead set."
             )
             record_error(payload, exc, queue, pl.now())
             return (raw, "d", pl.encode(payload), None)

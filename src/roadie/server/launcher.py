@@ -40,9 +40,10 @@ from roadie.middleware import hooks as default_hooks
 from roadie.registry import Registry, default_registry
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork, fetch_order
-from roadie.server.heartbeat import Heartbeat
+from roadie.server.heartbeat import DEATH_RECORD_TTL_S, Heartbeat, rss_kb
 from roadie.server.idle import IdleLanes
 from roadie.server.janitor import Janitor
+from roadie.server.litepulse import KILL_GRACE_S, MEMORY_SIGNAL, SECOND_STOP_AFTER_S
 from roadie.server.loopfetch import LoopFetcher
 from roadie.server.manager import Manager
 from roadie.server.outage import TRANSIENT, Outage
@@ -50,8 +51,12 @@ from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
 from roadie.server.processor import ACK_DELAY_S, Processor, deal
 from roadie.server.state import State
+from roadie.server.stopping import SignalPipe, describe_running, memory_death_record
 
 log = logging.getLogger("roadie")
+
+#: While a stop waits for running jobs, how often it logs which ones.
+WAITING_LOG_S = 5.0
 
 
 def interrupt(thread: threading.Thread) -> bool:
@@ -78,7 +83,8 @@ class Launcher:
         self.hooks = hooks or default_hooks
         self.registry = registry or default_registry
         self.keys = Keys(config.namespace)
-        self.state = State()
+        # One slot per processor, and room for replacements of crashed ones.
+        self.state = State(slots=2 * config.concurrency + 8)
         self.url = redact(resolve_url(config.redis_url))
         self.outage = Outage(self.url)
         #: Whether processors lend their connections to their jobs' redis_client():
@@ -124,6 +130,13 @@ class Launcher:
         self._os_signals: deque[str] = deque()
         self.quiet_requested = threading.Event()
         self.stop_requested = threading.Event()
+        #: A second TERM/INT during the stop: push back what runs, exit at once.
+        self.stop_now = threading.Event()
+        self._stop_requested_at = 0.0
+        #: Stopped by ``roadie run -P``'s supervisor for using more than
+        #: ``max_memory_mb``: a job still running at the deadline counts a crash.
+        self.memory_stop = False
+        self._signal_pipe: SignalPipe | None = None
         self.hard_stopped = False
         self.requeued = 0
 
@@ -278,9 +291,14 @@ class Launcher:
         """Quiet, wait up to ``timeout_s``, push back what is still running."""
         log.info("shutting down (timeout %.1f s)", self.config.timeout_s)
         self.state.stopping.set()
+        pulse = self.heartbeat.pulse
+        if pulse is not None:
+            # If a job holding the GIL keeps this process from leaving, the pulse
+            # kills it then (its jobs are recovered as after a kill).
+            pulse.stopping(self.config.timeout_s + KILL_GRACE_S)
         self.quiet()
         deadline = time.monotonic() + self.config.timeout_s
-        finished = self.manager.join(deadline)
+        finished = self._wait_for_jobs(deadline)
         if not finished:
             busy = self.manager.busy()
             uows: list[UnitOfWork] = []
@@ -299,13 +317,17 @@ class Launcher:
             try:
                 self.fetcher.ack_many(fetch_order(acks))
                 self.fetcher.requeue(unstarted)
-                self.requeued = self.fetcher.requeue(uows)
-                for _ in range(self.requeued):
-                    self.state.count(failed=True)
-                log.warning(
-                    "%d job(s) still running after %.1f s; pushed back to the front of "
-                    "their queues", self.requeued, self.config.timeout_s,
-                )
+                if self.memory_stop and uows:
+                    self._leave_for_the_janitor(uows)
+                else:
+                    self.requeued = self.fetcher.requeue(uows)
+                    for _ in range(self.requeued):
+                        self.state.count(failed=True)
+                    log.warning(
+                        "%d job(s) still running after %.1f s; pushed back to the front "
+                        "of their queues", self.requeued,
+                        time.monotonic() - deadline + self.config.timeout_s,
+                    )
                 # End those runs, so they do not finish after another process took
                 # the jobs (which would run them twice).
                 for p in busy:
@@ -315,10 +337,52 @@ class Launcher:
                           "another process will recover them", len(uows), exc)
         self.heartbeat.stop()
         self.heartbeat.clear()
+        self._close_signal_pipe()
         self.hooks.fire("shutdown")
         if self._async is not None:
             self._async.stop()
         log.info("bye")
+
+    def _wait_for_jobs(self, deadline: float) -> bool:
+        """Wait until every processor has ended, the deadline, or a second TERM/INT
+        (then at once); log which jobs the stop waits for. True if all ended."""
+        next_log = time.monotonic() + 0.1
+        while True:
+            if self.manager.join(min(deadline, time.monotonic() + 0.1)):
+                return True
+            while self._os_signals:
+                self.handle_signal(self._os_signals.popleft())
+            if self.stop_now.is_set():
+                log.warning("second stop signal: not waiting for the running jobs")
+                return False
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            if now >= next_log:
+                next_log = now + WAITING_LOG_S
+                self._log_waiting(deadline - now)
+
+    def _log_waiting(self, left_s: float) -> None:
+        raws = self.state.running_raws()
+        if raws:
+            log.info("stop: waiting up to %.1f s for %s (TERM or Ctrl-C again to push "
+                     "them back and exit now)", left_s, describe_running(raws))
+
+    def _leave_for_the_janitor(self, uows: list[UnitOfWork]) -> None:
+        """A stop for memory use whose jobs did not finish: leave them in flight with
+        a death record naming them, so that the next janitor recovers them counting a
+        crash. Pushed back, a job too big for ``max_memory_mb`` would come straight
+        back to the new worker, for ever."""
+        rss_mb = rss_kb() / 1024.0
+        record = memory_death_record([u.raw for u in uows], rss_mb,
+                                     self.config.max_memory_mb, self.config.timeout_s)
+        self.redis.set(self.keys.died(self.identity), record, ex=DEATH_RECORD_TTL_S)
+        for _ in uows:
+            self.state.count(failed=True)
+        log.warning("%d job(s) still running after %.1f s of a stop for memory use "
+                    "(%.0f MB, limit %d MB); left for the janitor, which counts a crash "
+                    "for each", len(uows), self.config.timeout_s, rss_mb,
+                    self.config.max_memory_mb)
 
     def flush_acks(self, older_than: float = ACK_DELAY_S) -> int:
         """Write the acknowledgements processors have held for ``older_than`` s.
@@ -349,6 +413,18 @@ class Launcher:
         if name == "TSTP":
             self.quiet_requested.set()
         elif name in ("TERM", "INT"):
+            now = time.monotonic()
+            if not self.stop_requested.is_set():
+                self._stop_requested_at = now
+            elif now - self._stop_requested_at >= SECOND_STOP_AFTER_S:
+                self.stop_now.set()
+            self.stop_requested.set()
+        elif name == MEMORY_SIGNAL.name.removeprefix("SIG"):
+            log.warning("stopping: the supervisor found this worker over max_memory_mb "
+                        "(%d MB)", self.config.max_memory_mb)
+            self.memory_stop = True
+            if not self.stop_requested.is_set():
+                self._stop_requested_at = time.monotonic()
             self.stop_requested.set()
         elif name == "TTIN":
             self.dump_threads()
@@ -362,15 +438,33 @@ class Launcher:
             stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)\n"
             log.warning("thread %s\n%s", thread.name, stack)
 
-    def install_signal_handlers(self) -> None:
+    def install_signal_handlers(self, *, memory_signal: bool = False) -> None:
+        """TERM/INT stop, TSTP quiets, TTIN dumps the threads; with ``memory_signal``
+        (a worker of ``roadie run -P``), ``litepulse.MEMORY_SIGNAL`` is a stop for
+        memory use. Main thread only; a second call does nothing."""
+        if self._signal_pipe is not None:
+            return
+
         # The handler only records the signal. Setting an Event here could deadlock:
         # the handler runs in the main thread, which may be inside Event.wait()
         # holding that Event's lock; logging from a handler has the same hazard.
         def on_os_signal(signum: int, _frame: FrameType | None) -> None:
             self._os_signals.append(signal.Signals(signum).name.removeprefix("SIG"))
 
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN):
+        sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN]
+        if memory_signal:
+            sigs.append(MEMORY_SIGNAL)
+        for sig in sigs:
             signal.signal(sig, on_os_signal)
+        # The pulse sees the signals through it, even while a job holds the GIL.
+        self._signal_pipe = SignalPipe()
+        self.heartbeat.signal_fd = self._signal_pipe.read_fd
+
+    def _close_signal_pipe(self) -> None:
+        if self._signal_pipe is not None:
+            self._signal_pipe.close()
+            self._signal_pipe = None
+            self.heartbeat.signal_fd = None
 
     def run(self) -> int:
         """Start, serve until TERM/INT, stop; returns the exit code (0)."""

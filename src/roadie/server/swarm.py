@@ -9,8 +9,10 @@ its own identity and heartbeat, after the fork.
 Signals: TERM/INT stop every worker (each with its own ``timeout_s``) and the
 supervisor exits 0 if all exited cleanly; TSTP and TTIN are passed on. A worker that
 dies is replaced (with a backoff when it keeps dying soon after its start). With
-``max_memory_mb`` a worker whose RSS grows over the limit is stopped with TERM and
-replaced when it has exited. Workers stop by themselves if the supervisor is killed
+``max_memory_mb`` a worker whose RSS grows over the limit is stopped with
+``MEMORY_SIGNAL`` (SIGUSR2: a stop whose jobs still running at its timeout count a
+crash, so a job too big for the limit ends in the dead set) and replaced when it has
+exited. Workers stop by themselves if the supervisor is killed
 (``PR_SET_PDEATHSIG`` on Linux, a watch on the parent pid elsewhere: the worker's
 side is ``swarmworker.py``).
 """
@@ -34,6 +36,7 @@ import redis as redis_lib
 from roadie.config import Config
 from roadie.connection import MIN_REDIS_VERSION, connect, redact, resolve_url, server_version
 from roadie.errors import ConfigError, RedisUnavailable
+from roadie.server.litepulse import MEMORY_SIGNAL
 from roadie.server.startgate import StartGate
 from roadie.server.swarmworker import HANDLED, worker_main
 
@@ -375,10 +378,12 @@ class Swarm:
             if rss is not None and rss > self.max_memory_mb:
                 w.over_memory = True
                 log.warning("supervisor: worker %d (pid %d) uses %.0f MB, over the limit of "
-                            "%d MB; stopping it (TERM), a new worker replaces it when it has "
-                            "exited", w.index, w.pid, rss, self.max_memory_mb)
+                            "%d MB; stopping it (%s: a stop whose jobs still running at its "
+                            "timeout count a crash), a new worker replaces it when it has "
+                            "exited", w.index, w.pid, rss, self.max_memory_mb,
+                            MEMORY_SIGNAL.name)
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(w.pid, signal.SIGTERM)
+                    os.kill(w.pid, MEMORY_SIGNAL)
 
     def _kill_stragglers(self) -> None:
         for w in self.workers:

@@ -18,10 +18,14 @@ from typing import NoReturn
 from roadie import log as roadie_log
 from roadie.config import Config
 from roadie.errors import RoadieError
+from roadie.server.litepulse import MEMORY_SIGNAL
 from roadie.server.startgate import StartGate
 
-#: Signals the supervisor handles; blocked around ``fork()`` so none is lost.
-HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGCHLD)
+#: Signals the supervisor handles; blocked around ``fork()`` so none is lost (nor
+#: kills a worker before its handlers are set). The supervisor stops a worker over
+#: ``max_memory_mb`` with ``MEMORY_SIGNAL``: a stop whose unfinished jobs count a crash.
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGCHLD,
+           MEMORY_SIGNAL)
 PR_SET_PDEATHSIG = 1
 
 
@@ -53,7 +57,7 @@ def worker_main(config: Config, index: int, parent: int, gate: StartGate | None,
         launcher = Launcher(cfg)
         if gate is not None:
             launcher.start_gate = gate.wait_for_go
-        launcher.install_signal_handlers()
+        launcher.install_signal_handlers(memory_signal=True)
         # A signal sent since the fork is delivered now, to the launcher's handler.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, set(HANDLED))
         code = launcher.run()
