@@ -34,9 +34,11 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
 from roadie import client as client_mod
+from roadie import payload as pl
 from roadie.client import Client, Prepared
 from roadie.connection import AsyncRedis, connect_async
 from roadie.job import Job, JobFunction, JobSetter, to_epoch, to_seconds
+from roadie.pushwrite import ChunkFailed, single_push_error, write_chunk_async
 
 #: What the ``perform_*`` functions accept: a Job class, an ``@roadie.job`` function,
 #: or ``Job.set(...)``.
@@ -80,23 +82,35 @@ class AsyncClient:
 
     # --- writing -----------------------------------------------------------
     async def push(self, item: Mapping[str, Any]) -> str | None:
-        """Push one job; returns its jid, or None if client middleware dropped it."""
+        """Push one job; returns its jid, or None if client middleware dropped it.
+        ``PushError`` as ``Client.push`` raises it when Redis did not take it."""
         prepared = self.client.prepare_push(item)
         if prepared is None:
             return None
-        await self._write([prepared])
-        return str(prepared[0]["jid"])
+        jid = str(prepared[0]["jid"])
+        try:
+            await self._write([prepared])
+        except ChunkFailed as failed:
+            raise single_push_error(failed, pl.display_class(prepared[0]), jid,
+                                    self.client.config) from failed.cause
+        return jid
 
     async def push_bulk(
         self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
-        """Push many jobs, one MULTI per batch; nothing is written if any argument is bad."""
+        """Push many jobs, one MULTI per batch; nothing is written if any argument is
+        bad. ``PushError`` says which jids were written when Redis fails midway."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         prepared = self.client.prepare_bulk(items)
         ready = [p for p in prepared if p is not None]
         for start in range(0, len(ready), batch_size):
-            await self._write(ready[start : start + batch_size])
+            try:
+                await self._write(ready[start : start + batch_size])
+            except ChunkFailed as failed:
+                raise client_mod.bulk_failure(
+                    failed, ready, start, batch_size, self.client.config
+                ) from failed.cause
         return [str(p[0]["jid"]) if p is not None else None for p in prepared]
 
     async def _write(self, jobs: Sequence[Prepared]) -> None:
@@ -105,9 +119,7 @@ class AsyncClient:
             # and inline clients keep the jobs or run them): let it do its write.
             self.client._write(jobs)
             return
-        pipe = (await self.redis()).pipeline(transaction=True)
-        self.client.add_writes(pipe, jobs)
-        await pipe.execute()
+        await write_chunk_async(await self.redis(), self.client.write_commands(jobs))
 
     # --- the Job-style verbs -----------------------------------------------
     async def perform_async(self, job: JobLike, *args: Any) -> str | None:

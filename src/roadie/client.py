@@ -11,19 +11,19 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from roadie import payload as pl
 from roadie.config import Config
-from roadie.connection import Redis, connect, redact
+from roadie.connection import Redis, connect
 from roadie.dedicated import DedicatedRedis
 from roadie.errors import ConfigError, PushError
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.payload import Payload
+from roadie.pushwrite import ChunkFailed, Command, bulk_push_error, single_push_error, write_chunk
 
 #: Options every payload carries unless the job or caller says otherwise.
 DEFAULTS: dict[str, Any] = {"retry": True, "queue": "default"}
@@ -118,22 +118,21 @@ class Client:
 
     # --- writing -----------------------------------------------------------
     def push(self, item: Mapping[str, Any]) -> str | None:
-        """Push one job; returns its jid, or None if client middleware dropped it."""
+        """Push one job; returns its jid, or None if client middleware dropped it.
+
+        ``PushError`` when Redis did not take it: it says whether the job was written,
+        is unconfirmed, or was not written, and why."""
         prepared = self.prepare_push(item)
         if prepared is None:
             return None
         payload, at = prepared
+        jid = str(payload["jid"])
         try:
             self._write([(payload, at)])
-        except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
-            jid = str(payload["jid"])
-            raise PushError(
-                f"could not push {pl.display_class(payload)} (jid {jid}): Redis at "
-                f"{redact(self.config.redis_url)} did not answer ({exc}). The job may or "
-                "may not have been written; pushing it again may run it twice",
-                written=[], unconfirmed=[jid], not_written=[],
-            ) from exc
-        return str(payload["jid"])
+        except ChunkFailed as failed:
+            raise single_push_error(failed, pl.display_class(payload), jid,
+                                    self.config) from failed.cause
+        return jid
 
     def push_bulk(
         self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
@@ -142,8 +141,9 @@ class Client:
 
         Every argument of every job is checked before anything is written, so a
         bad argument raises and writes nothing. Each batch is all or nothing, but
-        when Redis goes away after some batches were written, ``PushError`` says
-        which jids were written, which are unconfirmed, and which were not.
+        when Redis fails after some batches were written (gone, full, refusing),
+        ``PushError`` says which jids were written, which are unconfirmed, and which
+        were not.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -152,18 +152,9 @@ class Client:
         for start in range(0, len(ready), batch_size):
             try:
                 self._write(ready[start : start + batch_size])
-            except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
-                jids = [str(p[0]["jid"]) for p in ready]
-                end = start + batch_size
-                raise PushError(
-                    f"bulk push interrupted: Redis at {redact(self.config.redis_url)} did not "
-                    f"answer ({exc}). {start} of {len(ready)} jobs were written (see "
-                    f".written), {len(jids[start:end])} are unconfirmed (written entirely or "
-                    f"not at all: .unconfirmed), {len(jids[end:])} were not sent "
-                    "(.not_written)",
-                    written=jids[:start], unconfirmed=jids[start:end],
-                    not_written=jids[end:],
-                ) from exc
+            except ChunkFailed as failed:
+                raise bulk_failure(failed, ready, start, batch_size, self.config) \
+                    from failed.cause
         return [str(p[0]["jid"]) if p is not None else None for p in prepared]
 
     def prepare_bulk(self, items: Iterable[Mapping[str, Any]]) -> list[Prepared | None]:
@@ -177,29 +168,51 @@ class Client:
 
     def _write(self, jobs: Sequence[Prepared]) -> None:
         # MULTI: a push never half-succeeds (all of a batch is written, or none).
-        pipe = self.redis.pipeline(transaction=True)
-        self.add_writes(pipe, jobs)
-        pipe.execute()
+        # ChunkFailed says what Redis holds when it fails.
+        write_chunk(self.redis, self.write_commands(jobs))
+
+    def write_commands(self, jobs: Sequence[Prepared]) -> list[Command]:
+        """The commands that write ``jobs`` (to run inside one MULTI), each with the
+        jids it writes."""
+        now = pl.now()
+        by_queue: dict[str, list[bytes]] = {}
+        queue_jids: dict[str, list[str]] = {}
+        scored: list[Any] = []
+        scheduled_jids: list[str] = []
+        for payload, at in jobs:
+            if at is not None:
+                scored += (at, pl.encode({k: v for k, v in payload.items() if k != "enqueued_at"}))
+                scheduled_jids.append(str(payload["jid"]))
+            else:
+                payload["enqueued_at"] = now
+                queue = payload["queue"]
+                by_queue.setdefault(queue, []).append(pl.encode(payload))
+                queue_jids.setdefault(queue, []).append(str(payload["jid"]))
+        commands: list[Command] = []
+        if by_queue:
+            commands.append((("SADD", self.keys.queues, *by_queue), []))
+            for queue, raws in by_queue.items():
+                commands.append((("LPUSH", self.keys.queue(queue), *raws), queue_jids[queue]))
+        if scored:
+            commands.append((("ZADD", self.keys.schedule, *scored), scheduled_jids))
+        return commands
 
     def add_writes(self, pipe: Any, jobs: Sequence[Prepared]) -> None:
         """Queue on ``pipe`` (a MULTI pipeline, redis-py's or ``redis.asyncio``'s) the
         commands that write ``jobs``; the caller executes it."""
-        now = pl.now()
-        by_queue: dict[str, list[bytes]] = {}
-        scheduled: dict[bytes, float] = {}
-        for payload, at in jobs:
-            if at is not None:
-                scheduled[pl.encode({k: v for k, v in payload.items() if k != "enqueued_at"})] = at
-            else:
-                payload["enqueued_at"] = now
-                by_queue.setdefault(payload["queue"], []).append(pl.encode(payload))
-        if by_queue:
-            pipe.sadd(self.keys.queues, *by_queue)
-            for queue, raws in by_queue.items():
-                pipe.lpush(self.keys.queue(queue), *raws)
-        if scheduled:
-            pipe.zadd(self.keys.schedule, scheduled)
+        for args, _ in self.write_commands(jobs):
+            pipe.execute_command(*args)
 
+
+def bulk_failure(failed: ChunkFailed, ready: Sequence[Prepared], start: int,
+                 batch_size: int, config: Config) -> PushError:
+    """The ``PushError`` of a bulk push whose batch at ``start`` failed (shared with
+    ``roadie.aio``)."""
+    jids = [str(p[0]["jid"]) for p in ready]
+    return bulk_push_error(
+        failed, before=jids[:start], after=jids[start + batch_size :],
+        chunk=start // batch_size + 1, chunks=-(-len(jids) // batch_size), config=config,
+    )
 
 def push(
     job_class: str,
