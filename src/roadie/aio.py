@@ -28,7 +28,7 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Never
 
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
@@ -122,28 +122,34 @@ class AsyncClient:
         await write_chunk_async(await self.redis(), self.client.write_commands(jobs))
 
     # --- the Job-style verbs -----------------------------------------------
-    async def perform_async(self, job: JobLike, *args: Any) -> str | None:
+    async def perform_async(self, job: JobLike, *args: Any, **kwargs: Never) -> str | None:
         setter = _setter(job)
-        return await self.push(client_mod.named_item(setter.name, args, None, None, setter.options))
+        return await self.push(setter.item(args, kwargs, client=self.client))
 
     async def perform_in(
-        self, job: JobLike, interval: float | timedelta, *args: Any
+        self, job: JobLike, interval: float | timedelta, *args: Any, **kwargs: Never
     ) -> str | None:
-        return await self.perform_at(job, time.time() + to_seconds(interval), *args)
-
-    async def perform_at(self, job: JobLike, when: datetime | float, *args: Any) -> str | None:
         setter = _setter(job)
-        return await self.push(
-            client_mod.named_item(setter.name, args, None, to_epoch(when), setter.options)
-        )
+        at = time.time() + to_seconds(interval, f"{setter.name}.perform_in")
+        return await self._push_at(setter, at, args, kwargs)
+
+    async def perform_at(self, job: JobLike, when: datetime | float, *args: Any,
+                         **kwargs: Never) -> str | None:
+        setter = _setter(job)
+        return await self._push_at(setter, to_epoch(when, f"{setter.name}.perform_at"),
+                                   args, kwargs)
+
+    async def _push_at(self, setter: JobSetter, at: float, args: Sequence[Any],
+                       kwargs: Mapping[str, Any]) -> str | None:
+        item = setter.item(args, kwargs, client=self.client)
+        if at > time.time():
+            item["at"] = at
+        return await self.push(item)
 
     async def perform_bulk(
         self, job: JobLike, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
-        setter = _setter(job)
-        items = [
-            client_mod.named_item(setter.name, a, None, None, setter.options) for a in args_list
-        ]
+        items = _setter(job).bulk_items(args_list, client=self.client)
         return await self.push_bulk(items, batch_size=batch_size)
 
 
@@ -184,17 +190,19 @@ async def push(
     return await get_client().push(client_mod.named_item(job_class, args, queue, at, options))
 
 
-async def perform_async(job: JobLike, *args: Any) -> str | None:
+async def perform_async(job: JobLike, *args: Any, **kwargs: Never) -> str | None:
     """``await aio.perform_async(WelcomeEmail, 42)``: ``WelcomeEmail.perform_async(42)``."""
-    return await get_client().perform_async(job, *args)
+    return await get_client().perform_async(job, *args, **kwargs)
 
 
-async def perform_in(job: JobLike, interval: float | timedelta, *args: Any) -> str | None:
-    return await get_client().perform_in(job, interval, *args)
+async def perform_in(job: JobLike, interval: float | timedelta, *args: Any,
+                     **kwargs: Never) -> str | None:
+    return await get_client().perform_in(job, interval, *args, **kwargs)
 
 
-async def perform_at(job: JobLike, when: datetime | float, *args: Any) -> str | None:
-    return await get_client().perform_at(job, when, *args)
+async def perform_at(job: JobLike, when: datetime | float, *args: Any,
+                     **kwargs: Never) -> str | None:
+    return await get_client().perform_at(job, when, *args, **kwargs)
 
 
 async def perform_bulk(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -37,6 +37,10 @@ Prepared = tuple[Payload, float | None]
 
 class Client:
     """Pushes jobs into one Redis. Thread-safe; share one per process."""
+
+    #: True for a client that runs the jobs in this process (``roadie.testing``'s):
+    #: it may push a job class of ``__main__``, which a worker could never import.
+    runs_jobs_in_process: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -78,6 +82,8 @@ class Client:
         at = item.get("at")
         if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
             raise TypeError(f"{cls}: 'at' must be epoch seconds, got {at!r}")
+        if at is not None:
+            at = pl.check_schedule_time(at, cls)
         payload: Payload = dict(DEFAULTS)
         for k, v in item.items():
             if k not in _TRANSIENT:
@@ -88,7 +94,7 @@ class Client:
             payload["jid"] = pl.new_jid()
         if "created_at" not in payload:
             payload["created_at"] = pl.now()
-        return payload, (float(at) if at is not None else None)
+        return payload, at
 
     def prepare_push(self, item: Mapping[str, Any]) -> Prepared | None:
         """Normalize, check, run client middleware: the ``(payload, at)`` that ``push``
@@ -231,12 +237,17 @@ def named_item(
     job_class: str, args: Sequence[Any], queue: str | None, at: float | None,
     options: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The item ``push`` (and ``roadie.aio.push``) writes for a job given by name."""
+    """The item ``push`` (and ``roadie.aio.push``) writes for a job given by name.
+    ``at`` (epoch seconds) in the past: pushed at once."""
     item: dict[str, Any] = {**options, "args": list(args), "class": job_class}
     if queue is not None:
         item["queue"] = queue
-    if at is not None and at > time.time():
-        item["at"] = at
+    if at is not None:
+        if isinstance(at, bool) or not isinstance(at, (int, float)):
+            raise TypeError(f"{job_class}: at must be epoch seconds, got {at!r}")
+        at = pl.check_schedule_time(at, job_class)
+        if at > time.time():
+            item["at"] = at
     return item
 
 

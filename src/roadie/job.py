@@ -16,12 +16,14 @@ be set with ``name="ResizeImage"`` to match a Ruby class.
 from __future__ import annotations
 
 import inspect
+import math
 import time
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
+from typing import Any, ClassVar, Generic, Literal, Never, TypeVar, overload
 
+from roadie import payload as pl
 from roadie.errors import JobDefinitionError
 from roadie.payload import Payload
 from roadie.registry import Registry, default_registry
@@ -124,25 +126,27 @@ class Job:
     @classmethod
     def set(cls, **options: Any) -> JobSetter:
         """Per-push options: ``WelcomeEmail.set(queue="critical").perform_async(1)``."""
-        return JobSetter(cls.name, {**cls.options, **validate_options(options, cls.name)})
+        return JobSetter(cls.name, {**cls.options, **validate_options(options, cls.name)}, cls)
 
     @classmethod
-    def perform_async(cls, *args: Any) -> str | None:
-        return JobSetter(cls.name, cls.options).perform_async(*args)
+    def perform_async(cls, *args: Any, **kwargs: Never) -> str | None:
+        return JobSetter(cls.name, cls.options, cls).perform_async(*args, **kwargs)
 
     @classmethod
-    def perform_in(cls, interval: float | timedelta, *args: Any) -> str | None:
-        return JobSetter(cls.name, cls.options).perform_in(interval, *args)
+    def perform_in(cls, interval: float | timedelta, *args: Any, **kwargs: Never
+                   ) -> str | None:
+        return JobSetter(cls.name, cls.options, cls).perform_in(interval, *args, **kwargs)
 
     @classmethod
-    def perform_at(cls, when: datetime | float, *args: Any) -> str | None:
-        return JobSetter(cls.name, cls.options).perform_at(when, *args)
+    def perform_at(cls, when: datetime | float, *args: Any, **kwargs: Never) -> str | None:
+        return JobSetter(cls.name, cls.options, cls).perform_at(when, *args, **kwargs)
 
     @classmethod
     def perform_bulk(
         cls, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
-        return JobSetter(cls.name, cls.options).perform_bulk(args_list, batch_size=batch_size)
+        return JobSetter(cls.name, cls.options, cls).perform_bulk(
+            args_list, batch_size=batch_size)
 
 
 #: A number below this (September 2001) is seconds from now, not a time: Sidekiq
@@ -150,58 +154,216 @@ class Job:
 RELATIVE_BELOW = 1_000_000_000
 
 
-def to_epoch(when: datetime | float | int) -> float:
+def to_epoch(when: datetime | float | int, what: str = "perform_at") -> float:
+    """Epoch seconds for ``perform_at``'s ``when``; ``ValueError`` for a naive
+    datetime, a non-finite number or a time more than 100 years ahead."""
     if isinstance(when, datetime):
-        return when.timestamp()
+        if when.tzinfo is None or when.utcoffset() is None:
+            # datetime.timestamp() would read it as local time, and datetime.utcnow()
+            # gives naive UTC: either guess is wrong for someone, silently.
+            raise ValueError(
+                f"{what}: {when!r} is a naive datetime (no tzinfo), so its time zone is "
+                "unknown; pass an aware one, e.g. datetime.now(timezone.utc) + "
+                "timedelta(hours=1), or naive.replace(tzinfo=timezone.utc) for UTC, "
+                "naive.astimezone() for this machine's local time"
+            )
+        return pl.check_schedule_time(when.timestamp(), what)
     if isinstance(when, bool) or not isinstance(when, (int, float)):
         raise TypeError(f"a time must be a datetime or epoch seconds, got {when!r}")
-    if when < RELATIVE_BELOW:
-        return time.time() + float(when)
-    return float(when)
+    at = _as_float(when, what)
+    if at < RELATIVE_BELOW:
+        at += time.time()
+    return pl.check_schedule_time(at, what)
 
 
-def to_seconds(interval: float | int | timedelta) -> float:
+def to_seconds(interval: float | int | timedelta, what: str = "perform_in") -> float:
+    """Seconds for ``perform_in``'s ``interval``; ``ValueError`` for a non-finite
+    number or more than 100 years. Zero or negative: the job runs at once."""
     if isinstance(interval, timedelta):
-        return interval.total_seconds()
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+        seconds = interval.total_seconds()
+    elif isinstance(interval, bool) or not isinstance(interval, (int, float)):
         raise TypeError(f"an interval must be seconds or a timedelta, got {interval!r}")
-    return float(interval)
+    else:
+        seconds = _as_float(interval, what)
+    if math.isfinite(seconds) and seconds <= pl.MAX_AHEAD_S:
+        return seconds
+    raise ValueError(
+        f"{what}: {pl.short_repr(interval)} is not a delay a job can be scheduled with. "
+        "Give a finite number of seconds (or a timedelta) of at most 100 years; zero or "
+        "less runs the job at once"
+    )
+
+
+def _as_float(number: int | float, what: str) -> float:
+    try:
+        return float(number)
+    except OverflowError:  # an int wider than any float: refused, naming it
+        return pl.check_schedule_time(number, what)
+
+
+#: What ``JobSetter.check`` compares the argument count with: the fewest and
+#: the most arguments ``perform`` takes (``math.inf``: ``*args``).
+Arity = tuple[float, float]
+_ANY_ARITY: Arity = (0, math.inf)
+
+
+def perform_signature(job_cls: type[Job]) -> inspect.Signature | None:
+    """``perform``'s signature without ``self`` (the wrapped function's for an
+    ``@roadie.job``); None when Python cannot tell it (a C function)."""
+    target = job_cls.__dict__.get("_roadie_function")
+    try:
+        if target is not None:
+            return inspect.signature(target)
+        raw = inspect.getattr_static(job_cls, "perform")
+        sig = inspect.signature(job_cls.perform)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(raw, (staticmethod, classmethod)):
+        return sig  # no self to drop (a classmethod's cls is bound already)
+    params = list(sig.parameters.values())
+    if params and params[0].kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                     inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        params = params[1:]
+    return sig.replace(parameters=params)
+
+
+def _arity(job_cls: type[Job]) -> Arity:
+    """The ``Arity`` of ``job_cls.perform``, computed once per class: a push then
+    costs two comparisons, not a ``Signature.bind``."""
+    cached: Arity | None = job_cls.__dict__.get("_roadie_arity")
+    if cached is not None:
+        return cached
+    sig = perform_signature(job_cls)
+    arity = _ANY_ARITY
+    if sig is not None:
+        least, most = 0.0, 0.0
+        for p in sig.parameters.values():
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                most += 1
+                least += p.default is p.empty
+            elif p.kind is p.VAR_POSITIONAL:
+                most = math.inf
+            elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+                least = math.inf  # job arguments are positional: it can never be given
+        arity = (least, most)
+    # Set on the class itself: a subclass with its own perform computes its own.
+    type.__setattr__(job_cls, "_roadie_arity", arity)
+    return arity
+
+
+def _signature_error(job_cls: type[Job], name: str, args: Sequence[Any]) -> TypeError:
+    sig = perform_signature(job_cls)
+    plain = sig.replace(
+        parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+        return_annotation=sig.empty,
+    ) if sig is not None else None
+    try:
+        if plain is not None:
+            plain.bind(*args)
+        why = "they do not fit"
+    except TypeError as exc:
+        why = str(exc)
+    shown = pl.short_repr(list(args))
+    return TypeError(
+        f"{name}: perform{plain} cannot take the arguments {shown} ({len(args)} given): "
+        f"{why}. Nothing was pushed. Job arguments are positional, in perform's order"
+    )
 
 
 class JobSetter:
-    """A job name plus per-push options; what ``Job.set(...)`` returns."""
+    """A job name plus per-push options; what ``Job.set(...)`` returns.
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    Built from a Job class, it checks each push against the class: the arguments
+    must fit ``perform``'s signature, and a class defined in ``__main__`` is refused
+    (see ``check``). Built from a name alone, it checks nothing.
+    """
+
+    def __init__(self, name: str, options: dict[str, Any],
+                 job_cls: type[Job] | None = None) -> None:
         self.name = name
         self.options = options
+        self.job_cls = job_cls
 
-    def _item(self, args: Sequence[Any]) -> dict[str, Any]:
+    def item(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None,
+             *, client: Any = None) -> dict[str, Any]:
+        """The item that pushes ``args``, after ``check``: for the pushing clients
+        (``roadie.aio`` and ``roadie.contrib.django`` build theirs here too)."""
+        self.check(args, kwargs, client)
         return {**self.options, "args": list(args), "class": self.name}
 
-    def perform_async(self, *args: Any) -> str | None:
+    def check(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None,
+              client: Any = None) -> None:
+        """Refuse, before anything is written, a push that no worker could run:
+        keyword arguments, arguments that do not fit ``perform``, a job of ``__main__``
+        (unless ``client`` runs jobs in this process: ``roadie.testing``)."""
+        if kwargs:
+            raise TypeError(
+                f"{self.name}: got keyword arguments {', '.join(map(repr, kwargs))}; job "
+                "arguments are positional only (a JSON list), in perform's order. "
+                "Nothing was pushed"
+            )
+        job_cls = self.job_cls
+        if job_cls is None:
+            return
+        least, most = _arity(job_cls)
+        if not least <= len(args) <= most:
+            raise _signature_error(job_cls, self.name, args)
+        if self.name.startswith("__main__.") and not getattr(
+            client, "runs_jobs_in_process", False
+        ):
+            raise JobDefinitionError(
+                f"{self.name} is defined in __main__ (the script being run), so a roadie "
+                "worker can never import it under that name: nothing was pushed. Move the "
+                "job into a module (e.g. jobs.py) that this script imports and that "
+                "`roadie run -r jobs` loads, or give it name=... as registered there"
+            )
+
+    def perform_async(self, *args: Any, **kwargs: Never) -> str | None:
         from roadie.client import get_client
 
-        return get_client().push(self._item(args))
+        client = get_client()
+        return client.push(self.item(args, kwargs, client=client))
 
-    def perform_in(self, interval: float | timedelta, *args: Any) -> str | None:
-        return self.perform_at(time.time() + to_seconds(interval), *args)
+    def perform_in(self, interval: float | timedelta, *args: Any, **kwargs: Never
+                   ) -> str | None:
+        at = time.time() + to_seconds(interval, f"{self.name}.perform_in")
+        return self._push_at(at, args, kwargs)
 
-    def perform_at(self, when: datetime | float, *args: Any) -> str | None:
+    def perform_at(self, when: datetime | float, *args: Any, **kwargs: Never) -> str | None:
+        return self._push_at(to_epoch(when, f"{self.name}.perform_at"), args, kwargs)
+
+    def _push_at(self, at: float, args: Sequence[Any], kwargs: Mapping[str, Any]
+                 ) -> str | None:
         from roadie.client import get_client
 
-        at = to_epoch(when)
-        item = self._item(args)
+        client = get_client()
+        item = self.item(args, kwargs, client=client)
         if at > time.time():
             item["at"] = at
-        return get_client().push(item)
+        return client.push(item)
+
+    def bulk_items(self, args_list: Iterable[Sequence[Any]], *, client: Any = None
+                   ) -> list[dict[str, Any]]:
+        """The items of ``perform_bulk``, every one checked before any is pushed."""
+        items = []
+        for i, args in enumerate(args_list):
+            if not isinstance(args, (list, tuple)):
+                raise TypeError(
+                    f"{self.name}.perform_bulk: args_list holds one argument list per job; "
+                    f"its item {i} is {pl.short_repr(args)}, not a list (write [[1], [2]] "
+                    "for two jobs of one argument). Nothing was pushed"
+                )
+            items.append(self.item(args, client=client))
+        return items
 
     def perform_bulk(
         self, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
         from roadie.client import get_client
 
-        items = [self._item(a) for a in args_list]
-        return get_client().push_bulk(items, batch_size=batch_size)
+        client = get_client()
+        return client.push_bulk(self.bulk_items(args_list, client=client),
+                                batch_size=batch_size)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -228,14 +390,15 @@ class JobFunction(Generic[F]):
     def set(self, **options: Any) -> JobSetter:
         return self.job_cls.set(**options)
 
-    def perform_async(self, *args: Any) -> str | None:
-        return self.job_cls.perform_async(*args)
+    def perform_async(self, *args: Any, **kwargs: Never) -> str | None:
+        return self.job_cls.perform_async(*args, **kwargs)
 
-    def perform_in(self, interval: float | timedelta, *args: Any) -> str | None:
-        return self.job_cls.perform_in(interval, *args)
+    def perform_in(self, interval: float | timedelta, *args: Any, **kwargs: Never
+                   ) -> str | None:
+        return self.job_cls.perform_in(interval, *args, **kwargs)
 
-    def perform_at(self, when: datetime | float, *args: Any) -> str | None:
-        return self.job_cls.perform_at(when, *args)
+    def perform_at(self, when: datetime | float, *args: Any, **kwargs: Never) -> str | None:
+        return self.job_cls.perform_at(when, *args, **kwargs)
 
     def perform_bulk(
         self, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
@@ -279,6 +442,8 @@ def job(
             ns["__module__"] = f.__module__
             ns["__qualname__"] = f.__qualname__
             ns["__doc__"] = f.__doc__
+            # The signature pushes are checked against (perform itself takes *args).
+            ns["_roadie_function"] = f
 
         job_cls = types.new_class(f.__name__, (Job,), kwds, body)
         return JobFunction(f, job_cls)
