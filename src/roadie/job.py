@@ -79,6 +79,8 @@ class Job:
     #: True when ``perform`` is a coroutine function.
     is_async: ClassVar[bool] = False
     registry: ClassVar[Registry] = default_registry
+    #: ``perform``'s ``Arity``, found on the first push (``JobSetter.check``).
+    _roadie_arity: ClassVar[Arity | None] = None
 
     #: Set on the instance before ``perform`` runs.
     jid: str
@@ -95,6 +97,8 @@ class Job:
         **options: Any,
     ) -> None:
         super().__init_subclass__()
+        # Each class finds its own: a subclass may define another perform.
+        cls._roadie_arity = None
         where = f"{cls.__module__}.{cls.__qualname__}"
         merged = {**getattr(cls, "options", {}), **validate_options(options, where)}
         cls.options = merged
@@ -228,11 +232,8 @@ def perform_signature(job_cls: type[Job]) -> inspect.Signature | None:
 
 
 def _arity(job_cls: type[Job]) -> Arity:
-    """The ``Arity`` of ``job_cls.perform``, computed once per class: a push then
-    costs two comparisons, not a ``Signature.bind``."""
-    cached: Arity | None = job_cls.__dict__.get("_roadie_arity")
-    if cached is not None:
-        return cached
+    """The ``Arity`` of ``job_cls.perform``, kept on the class: a push then costs
+    two comparisons, not a ``Signature.bind``."""
     sig = perform_signature(job_cls)
     arity = _ANY_ARITY
     if sig is not None:
@@ -246,8 +247,7 @@ def _arity(job_cls: type[Job]) -> Arity:
             elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
                 least = math.inf  # job arguments are positional: it can never be given
         arity = (least, most)
-    # Set on the class itself: a subclass with its own perform computes its own.
-    type.__setattr__(job_cls, "_roadie_arity", arity)
+    job_cls._roadie_arity = arity
     return arity
 
 
@@ -305,7 +305,7 @@ class JobSetter:
         job_cls = self.job_cls
         if job_cls is None:
             return
-        least, most = _arity(job_cls)
+        least, most = job_cls._roadie_arity or _arity(job_cls)
         if not least <= len(args) <= most:
             raise _signature_error(job_cls, self.name, args)
         if self.name.startswith("__main__.") and not getattr(

@@ -345,7 +345,7 @@ def run_aio(call: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     return asyncio.run(go())
 
 
-class Later(Job, name="Later"):
+class Later(Job, name="push_checks.Later"):
     def perform(self, n: int) -> None: ...
 
 
@@ -418,19 +418,19 @@ def test_a_naive_datetime_is_refused_and_nothing_is_written(
     assert r.zcard("schedule") == 1
 
 
-class Two(Job, name="Two"):
+class Two(Job, name="push_checks.Two"):
     def perform(self, a: int, b: str = "x") -> None: ...
 
 
-class KeywordOnly(Job, name="KeywordOnly"):
+class KeywordOnly(Job, name="push_checks.KeywordOnly"):
     def perform(self, a: int, *, flag: bool) -> None: ...
 
 
-class AnyArgs(Job, name="AnyArgs"):
+class AnyArgs(Job, name="push_checks.AnyArgs"):
     def perform(self, *args: Any) -> None: ...
 
 
-@roadie.job(name="one_arg")
+@roadie.job(name="push_checks.one_arg")
 def one_arg(n: int) -> None: ...
 
 
