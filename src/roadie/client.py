@@ -115,6 +115,10 @@ class Client:
         middleware run, ``enqueued_at`` now), without writing it: for callers that
         must write the job in their own atomic step (the admin API's "retry now").
         Returns None if client middleware dropped the job; ``at`` is ignored."""
+        if "at" in item:
+            # Ignored, so not checked either: a stored entry carrying a hostile "at"
+            # can still be retried by hand.
+            item = {k: v for k, v in item.items() if k != "at"}
         prepared = self.prepare_push(item)
         if prepared is None:
             return None

@@ -506,3 +506,12 @@ def test_a_job_class_of_main_is_refused_but_runs_in_test_modes(
     with roadie.testing.inline(registry=registry):
         Script.perform_async(3)
     assert ran == [2, 3]
+
+
+def test_prepare_ignores_at_even_an_absurd_one(r: redis.Redis, client: Client) -> None:
+    # The admin API's "retry now" prepares stored entries: a hostile "at" in one must
+    # not make it fail (only a push uses "at", and checks it).
+    for at in (1e300, INF, NAN, 5.0):
+        payload = client.prepare({"class": "push_checks.Later", "args": [1], "at": at})
+        assert payload is not None and "at" not in payload
+    assert r.keys("*") == []
