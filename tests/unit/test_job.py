@@ -9,7 +9,8 @@ import pytest
 
 import roadie
 from roadie.errors import JobDefinitionError, UnknownJobError
-from roadie.job import Job, JobFunction, JobSetter, job, to_epoch, to_seconds
+from roadie.job import Job, JobFunction, JobSetter, job
+from roadie.pushcheck import to_epoch, to_seconds
 from roadie.registry import Registry, default_registry
 
 

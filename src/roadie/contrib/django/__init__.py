@@ -43,7 +43,8 @@ from django.db import transaction
 import roadie
 from roadie import payload as pl
 from roadie.client import get_client, named_item
-from roadie.job import JobFunction, JobSetter, to_epoch, to_seconds
+from roadie.job import JobFunction, JobSetter
+from roadie.pushcheck import to_epoch, to_seconds
 
 __all__ = [
     "Job",
