@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Generic, Literal, Never, TypeVar, overload
 from roadie import payload as pl
 from roadie.errors import JobDefinitionError
 from roadie.payload import Payload
-from roadie.pushcheck import Arity, arity_of, signature_error, to_epoch, to_seconds
+from roadie.pushcheck import ANY_ARITY, Arity, arity_of, signature_error, to_epoch, to_seconds
 from roadie.registry import Registry, default_registry
 
 RetryDecision = float | int | Literal["kill", "discard"] | None
@@ -175,10 +175,11 @@ class JobSetter:
         return {**self.options, "args": list(args), "class": self.name}
 
     def check(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None,
-              client: Any = None) -> None:
+              client: Any = None, *, arguments: bool = True) -> None:
         """Refuse, before anything is written, a push that no worker could run:
-        keyword arguments, arguments that do not fit ``perform``, a job of ``__main__``
-        (unless ``client`` runs jobs in this process: ``roadie.testing``)."""
+        keyword arguments, arguments that do not fit ``perform`` (unless not
+        ``arguments``), a job of ``__main__`` (unless ``client`` runs jobs in this
+        process: ``roadie.testing``)."""
         if kwargs:
             raise TypeError(
                 f"{self.name}: got keyword arguments {', '.join(map(repr, kwargs))}; job "
@@ -189,7 +190,7 @@ class JobSetter:
         if job_cls is None:
             return
         least, most = job_cls._roadie_arity or arity_of(job_cls)
-        if not least <= len(args) <= most:
+        if arguments and not least <= len(args) <= most:
             raise signature_error(job_cls, self.name, args)
         if self.name.startswith("__main__.") and not getattr(
             client, "runs_jobs_in_process", False
@@ -228,15 +229,22 @@ class JobSetter:
     def bulk_items(self, args_list: Iterable[Sequence[Any]], *, client: Any = None
                    ) -> list[dict[str, Any]]:
         """The items of ``perform_bulk``, every one checked before any is pushed."""
+        self.check((), None, client, arguments=False)  # once: what all the jobs share
+        job_cls, name, options = self.job_cls, self.name, self.options
+        least, most = (
+            ANY_ARITY if job_cls is None else job_cls._roadie_arity or arity_of(job_cls)
+        )
         items = []
         for i, args in enumerate(args_list):
             if not isinstance(args, (list, tuple)):
                 raise TypeError(
-                    f"{self.name}.perform_bulk: args_list holds one argument list per job; "
+                    f"{name}.perform_bulk: args_list holds one argument list per job; "
                     f"its item {i} is {pl.short_repr(args)}, not a list (write [[1], [2]] "
                     "for two jobs of one argument). Nothing was pushed"
                 )
-            items.append(self.item(args, client=client))
+            if job_cls is not None and not least <= len(args) <= most:
+                raise signature_error(job_cls, name, args)
+            items.append({**options, "args": list(args), "class": name})
         return items
 
     def perform_bulk(

@@ -76,7 +76,7 @@ def _as_float(number: int | float, what: str) -> float:
 #: What ``JobSetter.check`` compares the argument count with: the fewest and
 #: the most arguments ``perform`` takes (``math.inf``: ``*args``).
 Arity = tuple[float, float]
-_ANY_ARITY: Arity = (0, math.inf)
+ANY_ARITY: Arity = (0, math.inf)
 
 
 def perform_signature(job_cls: type[Job]) -> inspect.Signature | None:
@@ -103,7 +103,7 @@ def arity_of(job_cls: type[Job]) -> Arity:
     """The ``Arity`` of ``job_cls.perform``, kept on the class: a push then costs
     two comparisons, not a ``Signature.bind``."""
     sig = perform_signature(job_cls)
-    arity = _ANY_ARITY
+    arity = ANY_ARITY
     if sig is not None:
         least, most = 0.0, 0.0
         for p in sig.parameters.values():
