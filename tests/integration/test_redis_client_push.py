@@ -472,6 +472,11 @@ def test_arguments_that_do_not_fit_perform_are_refused_and_nothing_is_written(
     run_aio(lambda: aio.perform_async(Two, 1))
     assert r.llen("queue:default") == 6
 
+    # A test in fake or inline mode sees the same refusal as production.
+    for mode in (roadie.testing.fake, roadie.testing.inline):
+        with mode(), pytest.raises(TypeError, match=signature):
+            Two.perform_async(1, "y", 3)
+
 
 def test_a_job_class_of_main_is_refused_but_runs_in_test_modes(
     r: redis.Redis, client: Client, registry: Registry
