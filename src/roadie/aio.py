@@ -28,15 +28,18 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Never
 
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
 from roadie import client as client_mod
+from roadie import payload as pl
 from roadie.client import Client, Prepared
 from roadie.connection import AsyncRedis, connect_async
-from roadie.job import Job, JobFunction, JobSetter, to_epoch, to_seconds
+from roadie.job import Job, JobFunction, JobSetter
+from roadie.pushcheck import to_epoch, to_seconds
+from roadie.pushwrite import ChunkFailed, single_push_error, write_chunk_async
 
 #: What the ``perform_*`` functions accept: a Job class, an ``@roadie.job`` function,
 #: or ``Job.set(...)``.
@@ -80,23 +83,35 @@ class AsyncClient:
 
     # --- writing -----------------------------------------------------------
     async def push(self, item: Mapping[str, Any]) -> str | None:
-        """Push one job; returns its jid, or None if client middleware dropped it."""
+        """Push one job; returns its jid, or None if client middleware dropped it.
+        ``PushError`` as ``Client.push`` raises it when Redis did not take it."""
         prepared = self.client.prepare_push(item)
         if prepared is None:
             return None
-        await self._write([prepared])
-        return str(prepared[0]["jid"])
+        jid = str(prepared[0]["jid"])
+        try:
+            await self._write([prepared])
+        except ChunkFailed as failed:
+            raise single_push_error(failed, pl.display_class(prepared[0]), jid,
+                                    self.client.config) from failed.cause
+        return jid
 
     async def push_bulk(
         self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
-        """Push many jobs, one MULTI per batch; nothing is written if any argument is bad."""
+        """Push many jobs, one MULTI per batch; nothing is written if any argument is
+        bad. ``PushError`` says which jids were written when Redis fails midway."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         prepared = self.client.prepare_bulk(items)
         ready = [p for p in prepared if p is not None]
         for start in range(0, len(ready), batch_size):
-            await self._write(ready[start : start + batch_size])
+            try:
+                await self._write(ready[start : start + batch_size])
+            except ChunkFailed as failed:
+                raise client_mod.bulk_failure(
+                    failed, ready, start, batch_size, self.client.config
+                ) from failed.cause
         return [str(p[0]["jid"]) if p is not None else None for p in prepared]
 
     async def _write(self, jobs: Sequence[Prepared]) -> None:
@@ -105,33 +120,37 @@ class AsyncClient:
             # and inline clients keep the jobs or run them): let it do its write.
             self.client._write(jobs)
             return
-        pipe = (await self.redis()).pipeline(transaction=True)
-        self.client.add_writes(pipe, jobs)
-        await pipe.execute()
+        await write_chunk_async(await self.redis(), self.client.write_commands(jobs))
 
     # --- the Job-style verbs -----------------------------------------------
-    async def perform_async(self, job: JobLike, *args: Any) -> str | None:
+    async def perform_async(self, job: JobLike, *args: Any, **kwargs: Never) -> str | None:
         setter = _setter(job)
-        return await self.push(client_mod.named_item(setter.name, args, None, None, setter.options))
+        return await self.push(setter.item(args, kwargs, client=self.client))
 
     async def perform_in(
-        self, job: JobLike, interval: float | timedelta, *args: Any
+        self, job: JobLike, interval: float | timedelta, *args: Any, **kwargs: Never
     ) -> str | None:
-        return await self.perform_at(job, time.time() + to_seconds(interval), *args)
-
-    async def perform_at(self, job: JobLike, when: datetime | float, *args: Any) -> str | None:
         setter = _setter(job)
-        return await self.push(
-            client_mod.named_item(setter.name, args, None, to_epoch(when), setter.options)
-        )
+        at = time.time() + to_seconds(interval, f"{setter.name}.perform_in")
+        return await self._push_at(setter, at, args, kwargs)
+
+    async def perform_at(self, job: JobLike, when: datetime | float, *args: Any,
+                         **kwargs: Never) -> str | None:
+        setter = _setter(job)
+        return await self._push_at(setter, to_epoch(when, f"{setter.name}.perform_at"),
+                                   args, kwargs)
+
+    async def _push_at(self, setter: JobSetter, at: float, args: Sequence[Any],
+                       kwargs: Mapping[str, Any]) -> str | None:
+        item = setter.item(args, kwargs, client=self.client)
+        if at > time.time():
+            item["at"] = at
+        return await self.push(item)
 
     async def perform_bulk(
         self, job: JobLike, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
-        setter = _setter(job)
-        items = [
-            client_mod.named_item(setter.name, a, None, None, setter.options) for a in args_list
-        ]
+        items = _setter(job).bulk_items(args_list, client=self.client)
         return await self.push_bulk(items, batch_size=batch_size)
 
 
@@ -172,17 +191,19 @@ async def push(
     return await get_client().push(client_mod.named_item(job_class, args, queue, at, options))
 
 
-async def perform_async(job: JobLike, *args: Any) -> str | None:
+async def perform_async(job: JobLike, *args: Any, **kwargs: Never) -> str | None:
     """``await aio.perform_async(WelcomeEmail, 42)``: ``WelcomeEmail.perform_async(42)``."""
-    return await get_client().perform_async(job, *args)
+    return await get_client().perform_async(job, *args, **kwargs)
 
 
-async def perform_in(job: JobLike, interval: float | timedelta, *args: Any) -> str | None:
-    return await get_client().perform_in(job, interval, *args)
+async def perform_in(job: JobLike, interval: float | timedelta, *args: Any,
+                     **kwargs: Never) -> str | None:
+    return await get_client().perform_in(job, interval, *args, **kwargs)
 
 
-async def perform_at(job: JobLike, when: datetime | float, *args: Any) -> str | None:
-    return await get_client().perform_at(job, when, *args)
+async def perform_at(job: JobLike, when: datetime | float, *args: Any,
+                     **kwargs: Never) -> str | None:
+    return await get_client().perform_at(job, when, *args, **kwargs)
 
 
 async def perform_bulk(

@@ -9,21 +9,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from roadie import payload as pl
 from roadie.config import Config
-from roadie.connection import Redis, connect, redact
+from roadie.connection import Redis, connect
 from roadie.dedicated import DedicatedRedis
 from roadie.errors import ConfigError, PushError
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.payload import Payload
+from roadie.pushwrite import ChunkFailed, Command, bulk_push_error, single_push_error, write_chunk
 
 #: Options every payload carries unless the job or caller says otherwise.
 DEFAULTS: dict[str, Any] = {"retry": True, "queue": "default"}
@@ -37,6 +37,10 @@ Prepared = tuple[Payload, float | None]
 
 class Client:
     """Pushes jobs into one Redis. Thread-safe; share one per process."""
+
+    #: True for a client that runs the jobs in this process (``roadie.testing``'s):
+    #: it may push a job class of ``__main__``, which a worker could never import.
+    runs_jobs_in_process: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -78,6 +82,8 @@ class Client:
         at = item.get("at")
         if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
             raise TypeError(f"{cls}: 'at' must be epoch seconds, got {at!r}")
+        if at is not None:
+            at = pl.check_schedule_time(at, cls)
         payload: Payload = dict(DEFAULTS)
         for k, v in item.items():
             if k not in _TRANSIENT:
@@ -88,7 +94,7 @@ class Client:
             payload["jid"] = pl.new_jid()
         if "created_at" not in payload:
             payload["created_at"] = pl.now()
-        return payload, (float(at) if at is not None else None)
+        return payload, at
 
     def prepare_push(self, item: Mapping[str, Any]) -> Prepared | None:
         """Normalize, check, run client middleware: the ``(payload, at)`` that ``push``
@@ -109,6 +115,10 @@ class Client:
         middleware run, ``enqueued_at`` now), without writing it: for callers that
         must write the job in their own atomic step (the admin API's "retry now").
         Returns None if client middleware dropped the job; ``at`` is ignored."""
+        if "at" in item:
+            # Ignored, so not checked either: a stored entry carrying a hostile "at"
+            # can still be retried by hand.
+            item = {k: v for k, v in item.items() if k != "at"}
         prepared = self.prepare_push(item)
         if prepared is None:
             return None
@@ -118,22 +128,21 @@ class Client:
 
     # --- writing -----------------------------------------------------------
     def push(self, item: Mapping[str, Any]) -> str | None:
-        """Push one job; returns its jid, or None if client middleware dropped it."""
+        """Push one job; returns its jid, or None if client middleware dropped it.
+
+        ``PushError`` when Redis did not take it: it says whether the job was written,
+        is unconfirmed, or was not written, and why."""
         prepared = self.prepare_push(item)
         if prepared is None:
             return None
         payload, at = prepared
+        jid = str(payload["jid"])
         try:
             self._write([(payload, at)])
-        except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
-            jid = str(payload["jid"])
-            raise PushError(
-                f"could not push {pl.display_class(payload)} (jid {jid}): Redis at "
-                f"{redact(self.config.redis_url)} did not answer ({exc}). The job may or "
-                "may not have been written; pushing it again may run it twice",
-                written=[], unconfirmed=[jid], not_written=[],
-            ) from exc
-        return str(payload["jid"])
+        except ChunkFailed as failed:
+            raise single_push_error(failed, pl.display_class(payload), jid,
+                                    self.config) from failed.cause
+        return jid
 
     def push_bulk(
         self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000
@@ -142,8 +151,9 @@ class Client:
 
         Every argument of every job is checked before anything is written, so a
         bad argument raises and writes nothing. Each batch is all or nothing, but
-        when Redis goes away after some batches were written, ``PushError`` says
-        which jids were written, which are unconfirmed, and which were not.
+        when Redis fails after some batches were written (gone, full, refusing),
+        ``PushError`` says which jids were written, which are unconfirmed, and which
+        were not.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -152,18 +162,9 @@ class Client:
         for start in range(0, len(ready), batch_size):
             try:
                 self._write(ready[start : start + batch_size])
-            except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
-                jids = [str(p[0]["jid"]) for p in ready]
-                end = start + batch_size
-                raise PushError(
-                    f"bulk push interrupted: Redis at {redact(self.config.redis_url)} did not "
-                    f"answer ({exc}). {start} of {len(ready)} jobs were written (see "
-                    f".written), {len(jids[start:end])} are unconfirmed (written entirely or "
-                    f"not at all: .unconfirmed), {len(jids[end:])} were not sent "
-                    "(.not_written)",
-                    written=jids[:start], unconfirmed=jids[start:end],
-                    not_written=jids[end:],
-                ) from exc
+            except ChunkFailed as failed:
+                raise bulk_failure(failed, ready, start, batch_size, self.config) \
+                    from failed.cause
         return [str(p[0]["jid"]) if p is not None else None for p in prepared]
 
     def prepare_bulk(self, items: Iterable[Mapping[str, Any]]) -> list[Prepared | None]:
@@ -177,29 +178,51 @@ class Client:
 
     def _write(self, jobs: Sequence[Prepared]) -> None:
         # MULTI: a push never half-succeeds (all of a batch is written, or none).
-        pipe = self.redis.pipeline(transaction=True)
-        self.add_writes(pipe, jobs)
-        pipe.execute()
+        # ChunkFailed says what Redis holds when it fails.
+        write_chunk(self.redis, self.write_commands(jobs))
+
+    def write_commands(self, jobs: Sequence[Prepared]) -> list[Command]:
+        """The commands that write ``jobs`` (to run inside one MULTI), each with the
+        jids it writes."""
+        now = pl.now()
+        by_queue: dict[str, list[bytes]] = {}
+        queue_jids: dict[str, list[str]] = {}
+        scored: list[Any] = []
+        scheduled_jids: list[str] = []
+        for payload, at in jobs:
+            if at is not None:
+                scored += (at, pl.encode({k: v for k, v in payload.items() if k != "enqueued_at"}))
+                scheduled_jids.append(str(payload["jid"]))
+            else:
+                payload["enqueued_at"] = now
+                queue = payload["queue"]
+                by_queue.setdefault(queue, []).append(pl.encode(payload))
+                queue_jids.setdefault(queue, []).append(str(payload["jid"]))
+        commands: list[Command] = []
+        if by_queue:
+            commands.append((("SADD", self.keys.queues, *by_queue), []))
+            for queue, raws in by_queue.items():
+                commands.append((("LPUSH", self.keys.queue(queue), *raws), queue_jids[queue]))
+        if scored:
+            commands.append((("ZADD", self.keys.schedule, *scored), scheduled_jids))
+        return commands
 
     def add_writes(self, pipe: Any, jobs: Sequence[Prepared]) -> None:
         """Queue on ``pipe`` (a MULTI pipeline, redis-py's or ``redis.asyncio``'s) the
         commands that write ``jobs``; the caller executes it."""
-        now = pl.now()
-        by_queue: dict[str, list[bytes]] = {}
-        scheduled: dict[bytes, float] = {}
-        for payload, at in jobs:
-            if at is not None:
-                scheduled[pl.encode({k: v for k, v in payload.items() if k != "enqueued_at"})] = at
-            else:
-                payload["enqueued_at"] = now
-                by_queue.setdefault(payload["queue"], []).append(pl.encode(payload))
-        if by_queue:
-            pipe.sadd(self.keys.queues, *by_queue)
-            for queue, raws in by_queue.items():
-                pipe.lpush(self.keys.queue(queue), *raws)
-        if scheduled:
-            pipe.zadd(self.keys.schedule, scheduled)
+        for args, _ in self.write_commands(jobs):
+            pipe.execute_command(*args)
 
+
+def bulk_failure(failed: ChunkFailed, ready: Sequence[Prepared], start: int,
+                 batch_size: int, config: Config) -> PushError:
+    """The ``PushError`` of a bulk push whose batch at ``start`` failed (shared with
+    ``roadie.aio``)."""
+    jids = [str(p[0]["jid"]) for p in ready]
+    return bulk_push_error(
+        failed, before=jids[:start], after=jids[start + batch_size :],
+        chunk=start // batch_size + 1, chunks=-(-len(jids) // batch_size), config=config,
+    )
 
 def push(
     job_class: str,
@@ -218,12 +241,17 @@ def named_item(
     job_class: str, args: Sequence[Any], queue: str | None, at: float | None,
     options: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The item ``push`` (and ``roadie.aio.push``) writes for a job given by name."""
+    """The item ``push`` (and ``roadie.aio.push``) writes for a job given by name.
+    ``at`` (epoch seconds) in the past: pushed at once."""
     item: dict[str, Any] = {**options, "args": list(args), "class": job_class}
     if queue is not None:
         item["queue"] = queue
-    if at is not None and at > time.time():
-        item["at"] = at
+    if at is not None:
+        if isinstance(at, bool) or not isinstance(at, (int, float)):
+            raise TypeError(f"{job_class}: at must be epoch seconds, got {at!r}")
+        at = pl.check_schedule_time(at, job_class)
+        if at > time.time():
+            item["at"] = at
     return item
 
 

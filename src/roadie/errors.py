@@ -5,7 +5,7 @@
     RoadieError
      +-- ConfigError            bad configuration (URL, queue spec, file, env)
      +-- RedisUnavailable       Redis cannot be reached or is unsupported
-     |    +-- PushError         a push could not be written (Redis down, cut off)
+     |    +-- PushError         a push was not (all) written: Redis down, full, refusing
      +-- JobDefinitionError     a Job class or its options are wrong
      +-- UnknownJobError        a payload names a class that is not registered
      +-- MalformedPayload       a queue entry is not a valid job payload
@@ -30,15 +30,20 @@ class RedisUnavailable(RoadieError):
 
 
 class PushError(RedisUnavailable):
-    """Redis went away during a push. Each batch (one MULTI of up to ``batch_size``
-    jobs) is written entirely or not at all, but a bulk push of several batches can
-    stop half-way:
+    """Redis did not take a push: unreachable, the login refused, full (OOM), a
+    command the ACL user may not run, a read-only replica, no reply in time. The
+    message says which, and the fix; ``__cause__`` is redis-py's error. Each batch
+    (one MULTI of up to ``batch_size`` jobs) is written entirely or not at all, but a
+    bulk push of several batches can stop half-way:
 
-    * ``written``: jids of the batches Redis confirmed (they will run);
-    * ``unconfirmed``: jids of the batch whose reply never came: written entirely or
-      not at all, there is no way to tell from here (pushing them again may run
-      them twice);
-    * ``not_written``: jids of the batches never sent.
+    * ``written``: jids Redis confirmed (they will run): the batches before the
+      failed one;
+    * ``unconfirmed``: jids of the batch whose reply never came (the connection broke
+      or timed out after sending): written entirely or not at all, there is no way
+      to tell from here (pushing them again may run them twice);
+    * ``not_written``: jids Redis refused or never received: the failed batch when it
+      could not have run (connection refused, login failed, the MULTI refused as a
+      whole), and every batch after it.
     """
 
     def __init__(self, message: str, *, written: list[str], unconfirmed: list[str],

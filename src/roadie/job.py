@@ -18,12 +18,14 @@ from __future__ import annotations
 import inspect
 import time
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
+from typing import Any, ClassVar, Generic, Literal, Never, TypeVar, overload
 
+from roadie import payload as pl
 from roadie.errors import JobDefinitionError
 from roadie.payload import Payload
+from roadie.pushcheck import ANY_ARITY, Arity, arity_of, signature_error, to_epoch, to_seconds
 from roadie.registry import Registry, default_registry
 
 RetryDecision = float | int | Literal["kill", "discard"] | None
@@ -77,6 +79,8 @@ class Job:
     #: True when ``perform`` is a coroutine function.
     is_async: ClassVar[bool] = False
     registry: ClassVar[Registry] = default_registry
+    #: ``perform``'s ``Arity``, found on the first push (``JobSetter.check``).
+    _roadie_arity: ClassVar[Arity | None] = None
 
     #: Set on the instance before ``perform`` runs.
     jid: str
@@ -93,6 +97,8 @@ class Job:
         **options: Any,
     ) -> None:
         super().__init_subclass__()
+        # Each class finds its own: a subclass may define another perform.
+        cls._roadie_arity = None
         where = f"{cls.__module__}.{cls.__qualname__}"
         merged = {**getattr(cls, "options", {}), **validate_options(options, where)}
         cls.options = merged
@@ -124,84 +130,131 @@ class Job:
     @classmethod
     def set(cls, **options: Any) -> JobSetter:
         """Per-push options: ``WelcomeEmail.set(queue="critical").perform_async(1)``."""
-        return JobSetter(cls.name, {**cls.options, **validate_options(options, cls.name)})
+        return JobSetter(cls.name, {**cls.options, **validate_options(options, cls.name)}, cls)
 
     @classmethod
-    def perform_async(cls, *args: Any) -> str | None:
-        return JobSetter(cls.name, cls.options).perform_async(*args)
+    def perform_async(cls, *args: Any, **kwargs: Never) -> str | None:
+        return JobSetter(cls.name, cls.options, cls).perform_async(*args, **kwargs)
 
     @classmethod
-    def perform_in(cls, interval: float | timedelta, *args: Any) -> str | None:
-        return JobSetter(cls.name, cls.options).perform_in(interval, *args)
+    def perform_in(cls, interval: float | timedelta, *args: Any, **kwargs: Never
+                   ) -> str | None:
+        return JobSetter(cls.name, cls.options, cls).perform_in(interval, *args, **kwargs)
 
     @classmethod
-    def perform_at(cls, when: datetime | float, *args: Any) -> str | None:
-        return JobSetter(cls.name, cls.options).perform_at(when, *args)
+    def perform_at(cls, when: datetime | float, *args: Any, **kwargs: Never) -> str | None:
+        return JobSetter(cls.name, cls.options, cls).perform_at(when, *args, **kwargs)
 
     @classmethod
     def perform_bulk(
         cls, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
-        return JobSetter(cls.name, cls.options).perform_bulk(args_list, batch_size=batch_size)
-
-
-#: A number below this (September 2001) is seconds from now, not a time: Sidekiq
-#: reads ``perform_at(300)`` that way, so roadie does too.
-RELATIVE_BELOW = 1_000_000_000
-
-
-def to_epoch(when: datetime | float | int) -> float:
-    if isinstance(when, datetime):
-        return when.timestamp()
-    if isinstance(when, bool) or not isinstance(when, (int, float)):
-        raise TypeError(f"a time must be a datetime or epoch seconds, got {when!r}")
-    if when < RELATIVE_BELOW:
-        return time.time() + float(when)
-    return float(when)
-
-
-def to_seconds(interval: float | int | timedelta) -> float:
-    if isinstance(interval, timedelta):
-        return interval.total_seconds()
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
-        raise TypeError(f"an interval must be seconds or a timedelta, got {interval!r}")
-    return float(interval)
+        return JobSetter(cls.name, cls.options, cls).perform_bulk(
+            args_list, batch_size=batch_size)
 
 
 class JobSetter:
-    """A job name plus per-push options; what ``Job.set(...)`` returns."""
+    """A job name plus per-push options; what ``Job.set(...)`` returns.
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    Built from a Job class, it checks each push against the class: the arguments
+    must fit ``perform``'s signature, and a class defined in ``__main__`` is refused
+    (see ``check``). Built from a name alone, it checks nothing.
+    """
+
+    def __init__(self, name: str, options: dict[str, Any],
+                 job_cls: type[Job] | None = None) -> None:
         self.name = name
         self.options = options
+        self.job_cls = job_cls
 
-    def _item(self, args: Sequence[Any]) -> dict[str, Any]:
+    def item(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None,
+             *, client: Any = None) -> dict[str, Any]:
+        """The item that pushes ``args``, after ``check``: for the pushing clients
+        (``roadie.aio`` and ``roadie.contrib.django`` build theirs here too)."""
+        self.check(args, kwargs, client)
         return {**self.options, "args": list(args), "class": self.name}
 
-    def perform_async(self, *args: Any) -> str | None:
+    def check(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None,
+              client: Any = None, *, arguments: bool = True) -> None:
+        """Refuse, before anything is written, a push that no worker could run:
+        keyword arguments, arguments that do not fit ``perform`` (unless not
+        ``arguments``), a job of ``__main__`` (unless ``client`` runs jobs in this
+        process: ``roadie.testing``)."""
+        if kwargs:
+            raise TypeError(
+                f"{self.name}: got keyword arguments {', '.join(map(repr, kwargs))}; job "
+                "arguments are positional only (a JSON list), in perform's order. "
+                "Nothing was pushed"
+            )
+        job_cls = self.job_cls
+        if job_cls is None:
+            return
+        least, most = job_cls._roadie_arity or arity_of(job_cls)
+        if arguments and not least <= len(args) <= most:
+            raise signature_error(job_cls, self.name, args)
+        if self.name.startswith("__main__.") and not getattr(
+            client, "runs_jobs_in_process", False
+        ):
+            raise JobDefinitionError(
+                f"{self.name} is defined in __main__ (the script being run), so a roadie "
+                "worker can never import it under that name: nothing was pushed. Move the "
+                "job into a module (e.g. jobs.py) that this script imports and that "
+                "`roadie run -r jobs` loads, or give it name=... as registered there"
+            )
+
+    def perform_async(self, *args: Any, **kwargs: Never) -> str | None:
         from roadie.client import get_client
 
-        return get_client().push(self._item(args))
+        client = get_client()
+        return client.push(self.item(args, kwargs, client=client))
 
-    def perform_in(self, interval: float | timedelta, *args: Any) -> str | None:
-        return self.perform_at(time.time() + to_seconds(interval), *args)
+    def perform_in(self, interval: float | timedelta, *args: Any, **kwargs: Never
+                   ) -> str | None:
+        at = time.time() + to_seconds(interval, f"{self.name}.perform_in")
+        return self._push_at(at, args, kwargs)
 
-    def perform_at(self, when: datetime | float, *args: Any) -> str | None:
+    def perform_at(self, when: datetime | float, *args: Any, **kwargs: Never) -> str | None:
+        return self._push_at(to_epoch(when, f"{self.name}.perform_at"), args, kwargs)
+
+    def _push_at(self, at: float, args: Sequence[Any], kwargs: Mapping[str, Any]
+                 ) -> str | None:
         from roadie.client import get_client
 
-        at = to_epoch(when)
-        item = self._item(args)
+        client = get_client()
+        item = self.item(args, kwargs, client=client)
         if at > time.time():
             item["at"] = at
-        return get_client().push(item)
+        return client.push(item)
+
+    def bulk_items(self, args_list: Iterable[Sequence[Any]], *, client: Any = None
+                   ) -> list[dict[str, Any]]:
+        """The items of ``perform_bulk``, every one checked before any is pushed."""
+        self.check((), None, client, arguments=False)  # once: what all the jobs share
+        job_cls, name, options = self.job_cls, self.name, self.options
+        least, most = (
+            ANY_ARITY if job_cls is None else job_cls._roadie_arity or arity_of(job_cls)
+        )
+        items = []
+        for i, args in enumerate(args_list):
+            if not isinstance(args, (list, tuple)):
+                raise TypeError(
+                    f"{name}.perform_bulk: args_list holds one argument list per job; "
+                    f"its item {i} is {pl.short_repr(args)}, not a list (write [[1], [2]] "
+                    "for two jobs of one argument). Nothing was pushed"
+                )
+            if job_cls is not None and not least <= len(args) <= most:
+                raise signature_error(job_cls, name, args)
+            items.append({**options, "args": list(args), "class": name})
+        return items
 
     def perform_bulk(
         self, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
         from roadie.client import get_client
 
-        items = [self._item(a) for a in args_list]
-        return get_client().push_bulk(items, batch_size=batch_size)
+        client = get_client()
+        return client.push_bulk(self.bulk_items(args_list, client=client),
+                                batch_size=batch_size)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -228,14 +281,15 @@ class JobFunction(Generic[F]):
     def set(self, **options: Any) -> JobSetter:
         return self.job_cls.set(**options)
 
-    def perform_async(self, *args: Any) -> str | None:
-        return self.job_cls.perform_async(*args)
+    def perform_async(self, *args: Any, **kwargs: Never) -> str | None:
+        return self.job_cls.perform_async(*args, **kwargs)
 
-    def perform_in(self, interval: float | timedelta, *args: Any) -> str | None:
-        return self.job_cls.perform_in(interval, *args)
+    def perform_in(self, interval: float | timedelta, *args: Any, **kwargs: Never
+                   ) -> str | None:
+        return self.job_cls.perform_in(interval, *args, **kwargs)
 
-    def perform_at(self, when: datetime | float, *args: Any) -> str | None:
-        return self.job_cls.perform_at(when, *args)
+    def perform_at(self, when: datetime | float, *args: Any, **kwargs: Never) -> str | None:
+        return self.job_cls.perform_at(when, *args, **kwargs)
 
     def perform_bulk(
         self, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
@@ -279,6 +333,8 @@ def job(
             ns["__module__"] = f.__module__
             ns["__qualname__"] = f.__qualname__
             ns["__doc__"] = f.__doc__
+            # The signature pushes are checked against (perform itself takes *args).
+            ns["_roadie_function"] = f
 
         job_cls = types.new_class(f.__name__, (Job,), kwds, body)
         return JobFunction(f, job_cls)

@@ -60,6 +60,34 @@ def now() -> float:
     return time.time()
 
 
+#: How far ahead a job may be scheduled. Anything later is a mistake (milliseconds
+#: given as seconds, ``float("inf")``, ``datetime.max``) that would sit in the
+#: schedule for ever and show as no date a page can render.
+MAX_AHEAD_S = 100 * 365.25 * 86400.0
+
+
+def check_schedule_time(at: int | float, what: str) -> float:
+    """``at`` (epoch seconds) as a float if a job may be scheduled for it, else
+    ``ValueError`` naming ``what`` (the job or the call), the value and the accepted
+    range. A time in the past is accepted (the job runs at once); only non-finite
+    and far-future times (and integers beyond any float) are not."""
+    try:
+        seconds = float(at)
+    except OverflowError:
+        seconds = math.nan
+    if math.isfinite(seconds) and seconds <= time.time() + MAX_AHEAD_S:
+        return seconds
+    hint = ""
+    if 1e11 < seconds < 1e14:
+        hint = " (it looks like milliseconds: divide by 1000)"
+    raise ValueError(
+        f"{what}: {short_repr(at)} is not a time a job can be scheduled for{hint}. Give a "
+        "finite time at most 100 years from now (epoch seconds, a timezone-aware "
+        "datetime, or a delay in seconds or as a timedelta); a time in the past runs "
+        "the job at once"
+    )
+
+
 def epoch_seconds(value: Any) -> float | None:
     """Read a payload time written by any Sidekiq version (or roadie).
 
@@ -274,7 +302,7 @@ def _check_args_slowly(args: Sequence[Any], job_name: str) -> None:
             stack.extend(reversed(children))
             continue
         raise ArgumentTypeError(
-            f"{job_name}: argument {_where(path)} is {_short_repr(value)} "
+            f"{job_name}: argument {_where(path)} is {short_repr(value)} "
             f"({type(value).__module__}.{type(value).__qualname__}), which is not "
             "JSON-native. Job arguments must be int, float, str, bool, None, list or "
             "dict with str keys. Pass an id or a plain value instead of the object "
@@ -297,7 +325,8 @@ def _check_utf8(text: str, job_name: str, what: str) -> None:
         ) from None
 
 
-def _short_repr(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """``repr`` cut to 60 characters, for error messages."""
     try:
         text = repr(value)
     except Exception:

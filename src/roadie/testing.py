@@ -128,6 +128,9 @@ def _as_from_redis(payload: Payload) -> Payload:
 class FakeClient(Client):
     """Keeps pushed jobs in memory, by class, in push order. Thread-safe."""
 
+    #: Jobs of ``__main__`` (a notebook, a script) can be pushed: they run here.
+    runs_jobs_in_process = True
+
     def __init__(
         self,
         config: Config | None = None,
@@ -238,6 +241,9 @@ class FakeClient(Client):
 
 class InlineClient(Client):
     """Runs each job at once, in the pushing thread, through the server middleware."""
+
+    #: Jobs of ``__main__`` (a notebook, a script) can be pushed: they run here.
+    runs_jobs_in_process = True
 
     def __init__(
         self,

@@ -85,8 +85,8 @@ def test_bad_argument_writes_nothing(config: Config, r: redis.Redis) -> None:
     roadie.configure(config)
 
     async def main() -> None:
-        with pytest.raises(roadie.ArgumentTypeError, match=r"args\[1\]\['when'\]"):
-            await aio.perform_bulk(Receipt, [[1], [2, {"when": datetime.now(UTC)}]])
+        with pytest.raises(roadie.ArgumentTypeError, match=r"args\[0\]\['when'\]"):
+            await aio.perform_bulk(Receipt, [[1], [{"when": datetime.now(UTC)}]])
 
     asyncio.run(main())
     assert r.keys("*") == []

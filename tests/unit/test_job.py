@@ -9,7 +9,8 @@ import pytest
 
 import roadie
 from roadie.errors import JobDefinitionError, UnknownJobError
-from roadie.job import Job, JobFunction, JobSetter, job, to_epoch, to_seconds
+from roadie.job import Job, JobFunction, JobSetter, job
+from roadie.pushcheck import to_epoch, to_seconds
 from roadie.registry import Registry, default_registry
 
 
@@ -206,14 +207,14 @@ def test_default_hooks_of_a_job(reg: Registry) -> None:
 
 def test_set_returns_a_setter_with_merged_options(reg: Registry) -> None:
     class Mail(Job, registry=reg, name="Mail", queue="mail", retry=3):
-        def perform(self) -> None: ...
+        def perform(self, n: int, s: str) -> None: ...
 
     setter = Mail.set(queue="critical", tags=("x",))
     assert isinstance(setter, JobSetter)
     assert setter.name == "Mail"
     assert setter.options == {"queue": "critical", "retry": 3, "tags": ["x"]}
     assert Mail.options == {"queue": "mail", "retry": 3}
-    assert setter._item([1, "a"]) == {
+    assert setter.item([1, "a"]) == {
         "queue": "critical", "retry": 3, "tags": ["x"], "args": [1, "a"], "class": "Mail",
     }
 

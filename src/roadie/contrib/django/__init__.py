@@ -43,7 +43,8 @@ from django.db import transaction
 import roadie
 from roadie import payload as pl
 from roadie.client import get_client, named_item
-from roadie.job import JobFunction, JobSetter, to_epoch, to_seconds
+from roadie.job import JobFunction, JobSetter
+from roadie.pushcheck import to_epoch, to_seconds
 
 __all__ = [
     "Job",
@@ -78,15 +79,15 @@ def push_on_commit(
 
 def perform_async_on_commit(job: JobLike, *args: Any, using: str | None = None) -> str:
     """``job.perform_async(*args)`` at commit. Returns the jid the job will have."""
-    setter = _setter(job)
-    return _push_on_commit(named_item(setter.name, args, None, None, setter.options), using)
+    return _push_on_commit(_job_item(_setter(job), args, None), using)
 
 
 def perform_in_on_commit(
     job: JobLike, interval: float | timedelta, *args: Any, using: str | None = None
 ) -> str:
     """``job.perform_in(interval, *args)`` at commit; the interval counts from now."""
-    return perform_at_on_commit(job, time.time() + to_seconds(interval), *args, using=using)
+    seconds = to_seconds(interval, f"{_setter(job).name}.perform_in")
+    return perform_at_on_commit(job, time.time() + seconds, *args, using=using)
 
 
 def perform_at_on_commit(
@@ -94,7 +95,7 @@ def perform_at_on_commit(
 ) -> str:
     """``job.perform_at(when, *args)`` at commit."""
     setter = _setter(job)
-    return _push_on_commit(named_item(setter.name, args, None, to_epoch(when), setter.options),
+    return _push_on_commit(_job_item(setter, args, to_epoch(when, f"{setter.name}.perform_at")),
                            using)
 
 
@@ -120,6 +121,14 @@ class Job(roadie.Job, abstract=True):
 
 def _setter(job: JobLike) -> JobSetter:
     return job if isinstance(job, JobSetter) else job.set()
+
+
+def _job_item(setter: JobSetter, args: Sequence[Any], at: float | None) -> dict[str, Any]:
+    # Checked now (arguments against perform, a job of __main__), not at commit.
+    item = setter.item(args, client=get_client())
+    if at is not None and at > time.time():
+        item["at"] = at
+    return item
 
 
 def _push_on_commit(item: dict[str, Any], using: str | None) -> str:
