@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import free_port
+from helpers import free_port, overfill
 
 from roadie import acl
 from roadie.check import preflight, run_check
@@ -155,20 +155,11 @@ def test_embedded_url_starts_the_embedded_server() -> None:
 # --- issue 17: a full Redis, too few clients, missing ACL permissions -------------------
 
 
-def fill(client: redis.Redis, megabytes: int) -> None:
-    chunk = b"x" * 100_000
-    client.mset({f"filler:{i}": chunk for i in range(megabytes * 10)})
-
-
 def test_full_redis_fails_with_the_fix(tmp_path: Path) -> None:
     with RedisServer(directory=tmp_path, appendonly=False,
                      extra_args=["--maxmemory-policy", "noeviction"]) as s:
         admin = redis.Redis.from_url(s.url)
-        fill(admin, 3)
-        used = int(admin.info("memory")["used_memory"])
-        admin.config_set("maxmemory", str(used - 1_000_000))
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
-            admin.lpush("queue:default", b"{}")  # full indeed
+        limit = overfill(admin, 3)
         code, output = check(Config(redis_url=s.url, redis_url_configured=True))
         # roadie run's own checks let it start: it drains a full Redis.
         preflight(admin, Config(redis_url=s.url), s.url)
@@ -177,7 +168,7 @@ def test_full_redis_fails_with_the_fix(tmp_path: Path) -> None:
     assert "permissions:      all the commands roadie needs" in output  # OOM is no NOPERM
     assert_one_failure_line(output, "Redis is full: it uses ")
     failure = output.rstrip().splitlines()[-1]
-    assert f"({used - 1_000_000} bytes)" in failure
+    assert f"({limit} bytes)" in failure
     assert "so it refuses new jobs (OOM). Raise maxmemory" in failure
     assert "free memory" in failure and "let roadie run drain the queues" in failure
     assert "OK:" not in output
@@ -187,7 +178,7 @@ def test_nearly_full_redis_warns(tmp_path: Path) -> None:
     with RedisServer(directory=tmp_path, appendonly=False,
                      extra_args=["--maxmemory-policy", "noeviction"]) as s:
         admin = redis.Redis.from_url(s.url)
-        fill(admin, 3)
+        admin.mset({f"filler:{i}": b"x" * 100_000 for i in range(30)})
         used = int(admin.info("memory")["used_memory"])
         admin.config_set("maxmemory", str(int(used / 0.95)))
         code, output = check(Config(redis_url=s.url, redis_url_configured=True))

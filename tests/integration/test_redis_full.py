@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import wait_until
+from helpers import overfill, wait_until
 
 from roadie.client import Client
 from roadie.config import Config
@@ -73,18 +73,6 @@ def config(server: RedisServer) -> Config:
                   heartbeat_interval_s=0.5, process_ttl_s=2.0, janitor_interval_s=0.5)
 
 
-def fill_up(r: redis.Redis) -> None:
-    """Put Redis over its maxmemory: 4 MB of filler, then a limit below what it uses."""
-    pipe = r.pipeline(transaction=False)
-    for i in range(4000):
-        pipe.set(f"filler:{i}", b"x" * 1000)
-    pipe.execute()
-    used = int(r.info("memory")["used_memory"])
-    r.config_set("maxmemory", str(used - 1_000_000))
-    with pytest.raises(FULL_ERRORS, match=r"OOM|maxmemory"):
-        r.set("one-more", b"x")
-
-
 def make_room(r: redis.Redis) -> None:
     r.config_set("maxmemory", "0")
 
@@ -95,7 +83,7 @@ def test_fetch_ack_retry_dead_and_register_work_while_full(
     client = Client(config, hooks=Hooks())
     for n in range(3):
         client.push({"class": "Work", "args": [n]})
-    fill_up(r)
+    overfill(r)
     keys = Keys()
     fetcher = Fetcher(r, config, keys, "host:1:abc")
 
@@ -118,7 +106,7 @@ def test_fetch_ack_retry_dead_and_register_work_while_full(
 def test_a_failed_job_is_not_written_twice_or_run_again(r: redis.Redis, config: Config) -> None:
     """The retry write moves only a job still in flight: a repeated call adds nothing."""
     Client(config, hooks=Hooks()).push({"class": "Work", "args": [1]})
-    fill_up(r)
+    overfill(r)
     fetcher = Fetcher(r, config, Keys(), "host:1:abc")
     [uow] = fetcher.fetch(1)
 
@@ -161,7 +149,7 @@ def test_a_new_process_starts_on_a_full_redis_and_drains_it(
 
     client = Client(config, hooks=Hooks())
     client.push_bulk([{"class": "Drain", "args": [n]} for n in range(200)])
-    fill_up(r)
+    overfill(r)
     caplog.set_level(logging.INFO, logger="roadie")
 
     launcher = launch(registry)

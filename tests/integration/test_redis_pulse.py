@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import redis
-from helpers import wait_until
+from helpers import overfill, wait_until
 
 from roadie.config import Config
 from roadie.connection import connect
@@ -130,17 +130,6 @@ def full_redis(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-def fill(r: redis.Redis) -> None:
-    """Write 4 MB, then set ``maxmemory`` below what is used."""
-    pipe = r.pipeline(transaction=False)
-    for i in range(400):
-        pipe.set(f"filler:{i}", b"x" * 10_000)
-    pipe.execute()
-    r.config_set("maxmemory", "2mb")
-    with pytest.raises(redis.exceptions.OutOfMemoryError):
-        r.set("one-more", b"x")
-
-
 @pytest.mark.parametrize("lite", [True, False], ids=["litepulse", "redis-py pulse"])
 def test_the_pulse_keeps_the_liveness_key_alive_while_redis_is_full(
     full_redis: RedisServer, lite: bool
@@ -151,7 +140,7 @@ def test_the_pulse_keeps_the_liveness_key_alive_while_redis_is_full(
     assert pulse is not None
     try:
         wait_until(lambda: r.exists(KEY), message="the pulse never set the liveness key")
-        fill(r)
+        overfill(r)
         # Several TTLs go by (4.5 x 1.1 s, the shortest TTL Config allows for beats of
         # 0.1 s): the key is never missing.
         deadline = time.monotonic() + 5.0
