@@ -21,6 +21,7 @@ from types import FrameType
 
 import redis as redis_lib
 
+from roadie.check import preflight, refuse_missing_permissions
 from roadie.config import Config
 from roadie.connection import (
     MIN_REDIS_VERSION,
@@ -198,8 +199,6 @@ class Launcher:
         except redis_lib.AuthenticationError as exc:
             raise RedisUnavailable(f"Redis at {self.url} refused our credentials: {exc}") from None
         except redis_lib.exceptions.NoPermissionError:  # before TRANSIENT, which has it
-            from roadie.check import refuse_missing_permissions
-
             refuse_missing_permissions(self.redis, self.config, self.url)  # INFO among them
             raise
         except TRANSIENT as exc:
@@ -214,8 +213,6 @@ class Launcher:
             raise RedisUnavailable(
                 f"Redis at {self.url} is version {have}; roadie needs {need} or newer"
             )
-        from roadie.check import preflight
-
         # Missing ACL permissions, too few maxclients, a socket timeout shorter than
         # a blocking fetch: refuse now, in one line, not with a processor's traceback.
         try:
