@@ -10,13 +10,14 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from roadie import payload as pl
 from roadie.config import Config
 from roadie.errors import MalformedPayload, Shutdown, UnknownJobError
+from roadie.execute import execute, instantiate, resolve
 from roadie.job import Job
 from roadie.keys import Keys
 from roadie.middleware import Hooks
@@ -149,13 +150,13 @@ class JobRunner:
         the processor thread to write (``finish_failed``); None if abandoned.
 
         Only jobs without server middleware come here: a middleware wraps a
-        synchronous call, so those jobs still run through ``_perform``.
+        synchronous call, so those jobs still run through ``execute``.
         """
         queue = uow.queue_name(self.keys)
         self.state.start_work(self.tid, queue, uow.raw)
         run = self._started(uow, queue, payload, tid=self.tid)
         try:
-            await self._new_job(job_cls, payload).perform(*args)
+            await instantiate(job_cls, payload).perform(*args)
         except BaseException as exc:  # a cancellation too: see Processor._on_loop
             exit_if_forked_child(self.pid)
             return Failed(run, exc, job_cls)
@@ -178,7 +179,7 @@ class JobRunner:
         if self.hooks.server_middleware:
             return None
         try:
-            job_cls, args = self.resolve(payload)
+            job_cls, args = resolve(payload, self.registry)
         except Exception:  # the usual path reports it
             return None
         return (job_cls, args) if job_cls.is_async else None
@@ -198,9 +199,9 @@ class JobRunner:
         run = self._started(uow, queue, payload)
         job_cls: type[Job] | None = None
         try:
-            job_cls, args = self.resolve(payload)
-            job = self._new_job(job_cls, payload)
-            self.hooks.run_server(job, payload, queue, lambda: self._perform(job, args))
+            job_cls, args = resolve(payload, self.registry)
+            execute(instantiate(job_cls, payload), args, payload, queue, self.hooks,
+                    self._run_coroutine)
         except BaseException as exc:
             exit_if_forked_child(self.pid)
             self._failed(run, exc, job_cls)
@@ -217,13 +218,6 @@ class JobRunner:
                 ctx["tid"] = tid
             log.info("start", extra={"roadie": ctx})
         return Run(uow, queue, payload, ctx, time.monotonic())
-
-    @staticmethod
-    def _new_job(job_cls: type[Job], payload: pl.Payload) -> Job:
-        job = job_cls()
-        job.jid = str(payload.get("jid", ""))
-        job.payload = payload
-        return job
 
     def _failed(self, run: Run, exc: BaseException, job_cls: type[Job] | None) -> None:
         payload = run.payload
@@ -257,21 +251,10 @@ class JobRunner:
         self._write_outcome(lambda: self.fetcher.ack(uow))
         return None
 
-    def resolve(self, payload: pl.Payload) -> tuple[type[Job], list[Any]]:
-        name = payload["class"]
-        args: list[Any] = payload["args"]
-        wrapped = payload.get("wrapped")
-        if name in pl.ACTIVEJOB_WRAPPERS and isinstance(wrapped, str):
-            name = wrapped
-            if args and isinstance(args[0], dict) and isinstance(args[0].get("arguments"), list):
-                args = args[0]["arguments"]
-        return self.registry.get(name), args
-
-    def _perform(self, job: Job, args: list[Any]) -> None:
-        if type(job).is_async:
-            self.async_runner().run(job.perform(*args))
-        else:
-            job.perform(*args)
+    def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """An ``async def perform`` with server middleware, from this thread: on the
+        process's event loop, this thread waiting for it."""
+        return self.async_runner().run(coroutine)
 
     def fail(
         self,
