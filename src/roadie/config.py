@@ -43,7 +43,7 @@ MIN_INTERVAL_S = 0.05
 #: Longest of those intervals, and of the Redis timeouts: an hour.
 MAX_INTERVAL_S = 3600.0
 #: The heartbeat refreshes the Sidekiq process hash, whose TTL is 60 s
-#: (``server.heartbeat.PROCESS_TTL_S``): it must beat at least twice in that time.
+#: (``server.heartbeat.PROCESS_HASH_TTL_S``): it must beat at least twice in that time.
 MAX_HEARTBEAT_INTERVAL_S = 30.0
 #: The liveness key outlives one late beat: TTL >= 2 x interval and interval + this.
 TTL_MARGIN_S = 1.0
