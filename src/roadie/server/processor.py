@@ -7,7 +7,6 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from functools import partial
 
 from roadie import payload as pl
 from roadie.client import lend_thread_client
@@ -21,6 +20,7 @@ from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.idle import IdleLanes
 from roadie.server.loopfetch import LoopFetcher, deal_out
 from roadie.server.outage import TRANSIENT, Backoff, Outage
+from roadie.server.outcome import Outcomes
 from roadie.server.state import State
 from roadie.server.stretch import LoopLane
 
@@ -110,6 +110,7 @@ class Processor(LoopLane):
         #: Set by the launcher when it has pushed ``current`` back at shutdown:
         #: this processor must then write no outcome for it.
         self.abandoned = False
+        self.outcomes = Outcomes(fetcher, config, hooks, outage, lambda: self.abandoned)
         self.pid = os.getpid()
         self.thread = threading.Thread(
             target=self.run, name=f"roadie.processor-{index}", daemon=True
@@ -254,11 +255,9 @@ class Processor(LoopLane):
         self._refilled.wait(REFILL_WAIT_S)  # what a fetch under way takes goes back too
         acks = self.take_acks()
         if acks:
-            self._write_outcome(partial(self.fetcher.ack_many, acks))
-        unstarted = self.take_batch()
-        if unstarted:
-            # Oldest last: it lands at the very front of its queue.
-            self._redis_retry(partial(self.fetcher.requeue, unstarted[::-1]), "requeue")
+            self.outcomes.acknowledge(acks)
+        # Oldest last: it lands at the very front of its queue.
+        self.outcomes.requeue(self.take_batch()[::-1])
 
     def _release(self) -> None:
         if self.owns_connection:

@@ -1,6 +1,6 @@
-"""Running one fetched job: decode, middleware, perform, and writing its outcome
-(acknowledge, retry or bury), through Redis outages. ``Processor`` adds the loop
-that fetches."""
+"""Running one fetched job: decode it, run it (``roadie.execute``), log and count it,
+and hand what it led to to ``outcome.Outcomes`` (acknowledge, retry or bury, through
+Redis outages). ``Processor`` adds the loop that fetches."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -22,10 +21,11 @@ from roadie.job import Job
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.registry import Registry
-from roadie.retry import decide, malformed_entry, safe_message
+from roadie.retry import safe_message
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork
-from roadie.server.outage import TRANSIENT, Backoff, Outage
+from roadie.server.outage import Outage
+from roadie.server.outcome import Outcomes
 from roadie.server.state import State
 
 log = logging.getLogger("roadie")
@@ -55,8 +55,6 @@ def exit_if_forked_child(owner_pid: int) -> None:
         os._exit(0)
 
 
-#: Class options that shape what a failure leads to.
-RETRY_OPTIONS = ("retry", "retry_queue", "dead", "backtrace", "retry_for")
 
 
 def _metrics_class(payload: pl.Payload) -> str:
@@ -105,6 +103,8 @@ class JobRunner:
     hooks: Hooks
     registry: Registry
     outage: Outage
+    #: Where the outcome of each job is written.
+    outcomes: Outcomes
     async_runner: Callable[[], AsyncRunner]
     #: The processor thread's id in logs and the work hash.
     tid: str
@@ -190,10 +190,7 @@ class JobRunner:
             try:
                 payload = pl.decode(uow.raw)
             except MalformedPayload as exc:
-                log.error("%s; moved to the dead set with the reason, the entry kept as "
-                          "it was", exc, extra={"roadie": {"queue": queue}})
-                entry = malformed_entry(uow.raw, str(exc), queue, pl.now())
-                self._write_outcome(lambda: self.fetcher.dead(uow, entry))
+                self.outcomes.malformed(uow, str(exc), queue)
                 self.state.count(failed=True)
                 return None
         run = self._started(uow, queue, payload)
@@ -235,7 +232,7 @@ class JobRunner:
                     extra={"roadie": ctx})
         self.hooks.report_error(exc, {"context": "Job raised exception",
                                       "job": payload, "queue": run.queue})
-        self.fail(run.uow, payload, exc, run.queue, job_cls)
+        self.outcomes.failed(run.uow, payload, exc, run.queue, job_cls)
         self.state.count(failed=True, job_class=_metrics_class(payload))
 
     def _succeeded(self, run: Run, defer_ack: bool) -> UnitOfWork | None:
@@ -247,58 +244,10 @@ class JobRunner:
                          ms=int(elapsed * 1000))
         if defer_ack and not self.abandoned:
             return run.uow
-        uow = run.uow
-        self._write_outcome(lambda: self.fetcher.ack(uow))
+        self.outcomes.succeeded(run.uow)
         return None
 
     def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """An ``async def perform`` with server middleware, from this thread: on the
         process's event loop, this thread waiting for it."""
         return self.async_runner().run(coroutine)
-
-    def fail(
-        self,
-        uow: UnitOfWork,
-        payload: pl.Payload,
-        exc: BaseException,
-        queue: str,
-        job_cls: type[Job] | None,
-    ) -> None:
-        if job_cls is not None:
-            # A payload pushed by name (another codebase, Ruby) lacks the class's
-            # options: the class's retry policy applies where the payload is silent.
-            for key in RETRY_OPTIONS:
-                if key not in payload and key in job_cls.options:
-                    payload[key] = job_cls.options[key]
-        outcome = decide(payload, exc, queue, self.config, job_cls)
-        if outcome.action == "retry":
-            raw = pl.encode(outcome.payload)
-            self._write_outcome(lambda: self.fetcher.retry(uow, raw, outcome.retry_at))
-        elif outcome.action == "dead":
-            raw = pl.encode(outcome.payload)
-            self._write_outcome(lambda: self.fetcher.dead(uow, raw))
-            log.warning("Adding dead %s job %s", pl.display_class(payload), payload.get("jid"))
-        else:
-            self._write_outcome(lambda: self.fetcher.ack(uow))
-        if outcome.died:
-            self.hooks.report_death(outcome.payload, exc)
-
-    # --- writing outcomes through outages -----------------------------------
-    def _write_outcome(self, write: Callable[[], object]) -> None:
-        if self.abandoned:
-            return
-        self._redis_retry(write, "outcome")
-
-    def _redis_retry(self, op: Callable[[], T], where: str) -> T | None:
-        """Retry ``op`` through a Redis outage; give up only if this job was abandoned."""
-        backoff = Backoff()
-        while True:
-            try:
-                result = op()
-                self.outage.ok(where)
-                return result
-            except TRANSIENT as exc:
-                self.outage.failed(exc, where)
-                if self.abandoned:
-                    return None
-                backoff.wait(threading.Event())
