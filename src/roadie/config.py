@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roadie.errors import ConfigError
+from roadie.speedups import parse_off as parse_speedups_off
 
 if TYPE_CHECKING:
     from roadie.cron import Schedule
@@ -93,6 +94,9 @@ class Config:
     max_crashes: int = 3
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 3.0
+    #: Speed mechanisms turned off (``roadie.speedups``; ``all`` for every one): for
+    #: narrowing a problem down to one of them, never needed for correctness.
+    speedups_off: tuple[str, ...] = ()
     #: Periodic jobs of the config file (``[[roadie.periodic]]`` tables).
     periodic: tuple[Schedule, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -101,7 +105,12 @@ class Config:
     #: ROADIE_CONCURRENCY", "-c/--concurrency", a file's path): error messages name it.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    def speedup(self, name: str) -> bool:
+        """Whether the speed mechanism ``name`` (``roadie.speedups``) is on."""
+        return name not in self.speedups_off
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "speedups_off", parse_speedups_off(self.speedups_off))
         for name, (low, high, unit) in _RANGES.items():
             self._check_range(name, low, high, unit)
         if self.poll_interval_fixed_s is not None:
@@ -222,7 +231,7 @@ _FLOAT = {
     "poll_interval_fixed_s", "process_ttl_s", "janitor_interval_s", "socket_timeout_s",
     "connect_timeout_s",
 }
-_LIST = {"require", "labels"}
+_LIST = {"require", "labels", "speedups_off"}
 
 #: Allowed range of each number: (lowest, highest or None, "s" for a duration).
 _RANGES: dict[str, tuple[float, float | None, str]] = {

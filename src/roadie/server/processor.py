@@ -98,7 +98,11 @@ class Processor(LoopLane):
         self._acks_lock = threading.Lock()
         #: Most jobs one fetch takes; 1 turns batching off. A processor takes more
         #: than one only from a queue holding ``concurrency`` jobs per job taken.
-        self.max_batch = min(MAX_BATCH, max(1, 1000 // max(1, config.concurrency)))
+        self.max_batch = min(MAX_BATCH, max(1, 1000 // max(1, config.concurrency))) if (
+            config.speedup("batch")) else 1
+        #: Speed switches (``roadie.speedups``), read once.
+        self._steals = config.speedup("steal")
+        self._refills = config.speedup("refill")
         #: Moving average of this processor's job durations (s); 0 until it has timed
         #: one (most jobs are short: the first fetch takes a full batch).
         self.job_s = 0.0
@@ -212,7 +216,8 @@ class Processor(LoopLane):
         thread's own fetch between two jobs took several ms, waiting for the GIL
         among 100 threads."""
         fetcher = self.loop_fetch
-        if fetcher is None or self.job_steady_s < PREFETCH_MIN_S or self.state.quiet.is_set():
+        if fetcher is None or not self._refills or self.job_steady_s < PREFETCH_MIN_S or (
+                self.state.quiet.is_set()):
             return
         if len(self.batch) > 1 or not self._refilled.is_set():
             fetcher.warm_soon()  # so that the first such fetch finds the loop ready
@@ -341,7 +346,7 @@ class Processor(LoopLane):
         job stays in the process's in-flight list whichever processor runs it; each
         deque pop is atomic, so a job goes to exactly one processor.
         """
-        if self.siblings is None or self.state.quiet.is_set():
+        if self.siblings is None or not self._steals or self.state.quiet.is_set():
             return None
         siblings = self.siblings()
         n = len(siblings)
