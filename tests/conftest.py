@@ -17,6 +17,7 @@ import redis
 
 from roadie.config import Config
 from roadie.embedded import RedisServer
+from roadie.speedups import parse_off as parse_speedups_off
 
 #: ``ROADIE_SPEEDUPS_OFF=all`` (or names, ``roadie.speedups``) runs the suite with those
 #: speed mechanisms off: the ``config`` fixture and the ``roadie run`` processes of the
@@ -32,7 +33,12 @@ OWN_REDIS = ("tests/faults/", "tests/ha/", "tests/integration/test_bench_smoke.p
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(str(config.rootpath))
+    off = set(parse_speedups_off(os.environ.get(SPEEDUPS_OFF, "").split(",")))
     for item in items:
+        for mark in item.iter_markers("speedup"):
+            if off & set(mark.args):
+                item.add_marker(pytest.mark.skip(
+                    reason=f"tests a speed mechanism turned off ({SPEEDUPS_OFF})"))
         where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
         if where.startswith(OWN_REDIS):
             item.add_marker(pytest.mark.own_redis)

@@ -84,7 +84,7 @@ class DedicatedRedis(redis.Redis):
         #: Speed switches (``roadie.speedups``): the short command path, and writing
         #: short commands with the GIL held.
         self._short_path = short_path
-        self._send = _SEND if gil_send else None
+        self._gil_send = gil_send
         # redis-py's own lock for this connection when it has one (its re-authentication
         # takes it too), else one of ours.
         self._command_lock: Any = getattr(self, "single_connection_lock", None) or (
@@ -116,7 +116,7 @@ class DedicatedRedis(redis.Redis):
                     options: dict[str, Any]) -> Any:
         me: Any = self
         sock = conn._sock
-        send = self._send
+        send = _SEND if self._gil_send else None
         if send is None or type(sock) is not socket.socket:  # not connected yet, or TLS
             conn.send_command(*args, **options)
             return me.parse_response(conn, name, **options)

@@ -105,6 +105,7 @@ def test_flush_acks_writes_every_processors_acknowledgements_at_once(
     (10, [[0, 4, 8], [1, 5, 9], [2, 6], [3, 7]]),  # a short queue: all of it, in turn
     (50, [list(range(k, 40, 4)) for k in range(4)]),  # a deep one: a full batch each
 ])
+@pytest.mark.speedup("deal")
 def test_deal_gives_starting_processors_their_first_jobs_in_one_fetch(
     r: redis.Redis, config: Config, registry: Registry, length: int, dealt: list[list[int]]
 ) -> None:
@@ -125,6 +126,7 @@ def test_deal_gives_starting_processors_their_first_jobs_in_one_fetch(
         p.fetcher.redis.close()
 
 
+@pytest.mark.speedup("deal")
 def test_deal_starts_the_first_async_jobs_on_the_loop_before_any_thread_runs(
     r: redis.Redis, config: Config, registry: Registry
 ) -> None:
@@ -176,6 +178,7 @@ def test_deal_takes_nothing_after_quiet_or_without_redis(
 
 
 # --- the processor -------------------------------------------------------------
+@pytest.mark.speedup("batch")
 def test_a_batch_is_in_flight_in_redis_before_its_first_job_runs(
     r: redis.Redis, registry: Registry, start: Callable[..., Processor]
 ) -> None:
@@ -225,6 +228,7 @@ def test_a_processor_takes_slow_jobs_one_at_a_time(
     (HOLD_S / 4, 4),               # about HOLD_S of work
     (HOLD_S * 3, 1),               # slow: one at a time
 ])
+@pytest.mark.speedup("batch")
 def test_batch_size_holds_about_hold_s_of_work(
     r: redis.Redis, config: Config, registry: Registry, job_s: float, size: int
 ) -> None:
@@ -233,6 +237,7 @@ def test_batch_size_holds_about_hold_s_of_work(
     assert proc.batch_size() == size
 
 
+@pytest.mark.speedup("batch", "deferred_ack")
 def test_finished_jobs_are_acknowledged_while_a_long_one_runs(
     r: redis.Redis, config: Config, registry: Registry, release: threading.Event
 ) -> None:
@@ -268,6 +273,7 @@ def test_finished_jobs_are_acknowledged_while_a_long_one_runs(
     assert r.get("stat:processed") == b"3"
 
 
+@pytest.mark.speedup("batch")
 def test_quiet_pushes_back_the_jobs_of_a_batch_not_started(
     r: redis.Redis, registry: Registry, start: Callable[..., Processor],
     release: threading.Event,
@@ -345,6 +351,7 @@ def test_redis_client_follows_a_new_default_client(config: Config, client: Clien
         roadie.configure(client=client)
 
 
+@pytest.mark.speedup("lend_connection")
 @pytest.mark.parametrize("same_redis", [True, False])
 def test_a_processor_lends_its_connection_to_its_jobs(
     r: redis.Redis, config: Config, registry: Registry, client: Client,

@@ -101,6 +101,7 @@ needs_gil_send = pytest.mark.skipif(dedicated_module._SEND is None,
                                     reason="no libc send(2) through ctypes here")
 
 
+@pytest.mark.speedup("gil_send")
 @needs_gil_send
 def test_short_commands_are_written_holding_the_gil_long_ones_by_redis_py(
     r: redis.Redis, dedicated: DedicatedRedis, monkeypatch: pytest.MonkeyPatch,
@@ -117,6 +118,7 @@ def test_short_commands_are_written_holding_the_gil_long_ones_by_redis_py(
     assert r.get("big") == big
 
 
+@pytest.mark.speedup("gil_send")
 @needs_gil_send
 @pytest.mark.parametrize("limit", [7, 0, -1], ids=["partial", "nothing", "error"])
 def test_what_the_gil_write_leaves_is_written_by_redis_py_once(

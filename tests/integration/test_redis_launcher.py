@@ -47,6 +47,7 @@ def processors_exited(launcher: Launcher) -> bool:
     return all(not p.thread.is_alive() for p in launcher.manager.processors)
 
 
+@pytest.mark.speedup("start_together")
 def test_started_launcher_runs_pushed_jobs(
     r: redis.Redis, registry: Registry, hooks: Hooks, launch: Callable[..., Launcher]
 ) -> None:
@@ -82,6 +83,7 @@ def test_started_launcher_runs_pushed_jobs(
     assert events[2:] == ["quiet", "shutdown"]
 
 
+@pytest.mark.speedup("start_together")
 def test_a_start_gate_is_passed_once_with_every_processor_ready_before_any_fetch(
     r: redis.Redis, config: Config, hooks: Hooks, registry: Registry,
 ) -> None:
@@ -283,6 +285,7 @@ def test_os_signal_arriving_inside_event_wait_does_not_deadlock(config: Config) 
             signal.signal(s, h)
 
 
+@pytest.mark.speedup("park")
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_processors_that_run_dry_park_while_a_sibling_runs_a_long_job(
     r: redis.Redis, registry: Registry, launch: Callable[..., Launcher], kind: str

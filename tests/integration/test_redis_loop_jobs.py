@@ -71,6 +71,7 @@ def start(
         yield make
 
 
+@pytest.mark.speedup("batch", "loop_fetch")
 def test_a_batch_of_async_jobs_is_handed_to_the_loop_once(
     r: redis.Redis, registry: Registry, runners: CountingRunners,
     start: Callable[..., Processor],
@@ -92,6 +93,7 @@ def test_a_batch_of_async_jobs_is_handed_to_the_loop_once(
     assert proc.state.take_counts() == (6, 0)
 
 
+@pytest.mark.speedup("batch")
 def test_the_thread_fetches_the_next_batch_while_the_loop_runs_the_last_job(
     r: redis.Redis, registry: Registry, runners: CountingRunners,
     start: Callable[..., Processor],
@@ -171,6 +173,7 @@ def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
     assert proc.state.take_counts() == (9, 0)
 
 
+@pytest.mark.speedup("batch", "loop_fetch", "refill")
 def test_sync_jobs_get_their_next_batch_from_the_loop_while_the_last_ones_run(
     r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
 ) -> None:

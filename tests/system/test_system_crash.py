@@ -160,6 +160,7 @@ def _slow_with_batch_mates(procs: Harness, r: redis.Redis) -> tuple[Proc, str, s
     return a, slow, mates
 
 
+@pytest.mark.speedup("batch")
 def test_kill_9_counts_a_crash_for_the_running_job_only(
     procs: Harness, r: redis.Redis, client: roadie.Client
 ) -> None:
@@ -185,6 +186,7 @@ def test_kill_9_counts_a_crash_for_the_running_job_only(
     assert b.wait_exit(15) == 0
 
 
+@pytest.mark.speedup("batch")
 def test_a_kill_of_the_whole_group_falls_back_to_the_last_heartbeat(
     procs: Harness, r: redis.Redis, client: roadie.Client
 ) -> None:
