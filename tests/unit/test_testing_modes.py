@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import roadie
-import roadie.client
+import roadie.current
 import roadie.testing
 from roadie.config import Config
 from roadie.errors import ArgumentTypeError, RoadieError, UnknownJobError
@@ -70,11 +70,11 @@ def reminder(user_id: int) -> None:
 
 @pytest.fixture(autouse=True)
 def reset() -> Iterator[None]:
-    before = roadie.client._default_client
+    before = roadie.current.configured()
     ran.clear()
     yield
     ran.clear()
-    assert roadie.client._default_client is before, "a mode leaked out of its test"
+    assert roadie.current.configured() is before, "a mode leaked out of its test"
 
 
 @pytest.fixture

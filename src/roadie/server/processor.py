@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from roadie import payload as pl
-from roadie.client import lend_thread_client
 from roadie.config import BLOCK_TIMEOUT_S, Config
+from roadie.current import lend_thread_client
 from roadie.keys import Keys
 from roadie.log import tid as make_tid
 from roadie.middleware import Hooks
