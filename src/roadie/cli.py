@@ -207,8 +207,8 @@ def cmd_periodic(args: argparse.Namespace) -> int:
     import redis
 
     from roadie.api.periodic import PeriodicSet
-    from roadie.cron import Schedules, default_schedules
     from roadie.registry import default_registry
+    from roadie.schedule import Schedules, default_schedules
 
     cfg = load_config(args, {"require": tuple(args.require) if args.require else None})
     require(cfg.require)

@@ -17,12 +17,10 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from roadie.errors import ConfigError
-
-if TYPE_CHECKING:
-    from roadie.cron import Schedule
+from roadie.schedule import Schedule, from_table
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONFIG_FILE = "roadie.toml"
@@ -258,8 +256,6 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if name not in _FIELDS or name in _INTERNAL:
         raise ConfigError(f"unknown setting {name!r} in {source}")
     if name == "periodic":
-        from roadie.cron import Schedule, from_table
-
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"periodic jobs in {source} must be [[roadie.periodic]] tables")
         return tuple(v if isinstance(v, Schedule) else from_table(v, source) for v in value)
