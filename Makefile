@@ -61,6 +61,7 @@ fuzz: venv
 lint: venv
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 # Leaves $(VENV) and .roadie/ alone: the latter holds the embedded server's data.
 clean:
