@@ -252,7 +252,9 @@ _WHY = {
 _INTERNAL = ("extra", "redis_url_configured", "sources")
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
+def coerce_setting(name: str, value: Any, source: str) -> Any:
+    """``value`` as setting ``name`` holds it; ``ConfigError`` names ``source`` if it
+    cannot be (the framework integrations' settings use it too)."""
     if name not in _FIELDS or name in _INTERNAL:
         raise ConfigError(f"unknown setting {name!r} in {source}")
     if name == "periodic":
@@ -312,7 +314,7 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             section = {**section, "periodic": [*top, *inner]}
         else:
             raise ConfigError(f"config file {p}: periodic jobs must be [[periodic]] tables")
-    return {k: _coerce(k, v, str(p)) for k, v in section.items()}
+    return {k: coerce_setting(k, v, str(p)) for k, v in section.items()}
 
 
 def read_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -335,7 +337,7 @@ def _read_env(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             continue
         name = key[len("ROADIE_"):].lower()
         if name in _FIELDS and name not in _INTERNAL:
-            out[name] = _coerce(name, value, f"environment variable {key}")
+            out[name] = coerce_setting(name, value, f"environment variable {key}")
             sources[name] = f"environment variable {key}"
     return out, sources
 
@@ -368,7 +370,7 @@ def load(
         if v is not None:
             flag = (cli_flags or {}).get(k)
             where = flag or "the command line"
-            merged[k] = _coerce(k, v, where) if not isinstance(v, tuple) else v
+            merged[k] = coerce_setting(k, v, where) if not isinstance(v, tuple) else v
             sources[k] = where
     if "redis_url" in merged:
         merged["redis_url_configured"] = True

@@ -324,6 +324,21 @@ def test_modes_restore_the_previous_client() -> None:
         roadie.testing.jobs()
 
 
+def test_inline_mode_keeps_no_lists() -> None:
+    with roadie.testing.inline(registry=registry), pytest.raises(NotInFakeMode):
+        WelcomeEmail.jobs
+
+
+def test_using_none_leaves_no_default_client_for_the_block() -> None:
+    real = roadie.Client(NOWHERE)
+    with roadie.current.using(real):
+        with roadie.current.using(None) as none:
+            assert none is None
+            assert roadie.current.configured() is None
+        assert roadie.current.configured() is real
+    assert roadie.testing.using is roadie.current.using
+
+
 def test_fake_by_default_uses_the_default_hooks_and_registry() -> None:
     seen: list[str] = []
 
