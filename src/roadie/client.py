@@ -277,7 +277,8 @@ def redis_client() -> Redis:
     the connection's state (SELECT, CLIENT SETNAME, a MULTI left open...). Its commands
     take the short path of ``roadie.dedicated.DedicatedRedis``.
     """
-    return current.thread_redis(get_client())
+    redis = current.thread_redis()
+    return current.own_thread_redis(get_client()) if redis is None else redis
 
 
 def get_client() -> Client:

@@ -4,7 +4,7 @@
 It holds one process-wide default (set by ``roadie.configure``), lets a block use
 another one and then puts back the previous, even "none yet" (``using``: the test
 modes), keeps each thread's own connection on the current client's Redis
-(``thread_redis``, behind ``roadie.redis_client()``), which a ``roadie run``
+(``thread_redis``, ``own_thread_redis``: behind ``roadie.redis_client()``), which a ``roadie run``
 processor replaces by its own idle connection while its job runs
 (``lend_thread_client``). Only this module reads or writes that state.
 
@@ -86,14 +86,23 @@ def kept_jobs(job_name: str) -> list[Payload]:
     return client.jobs(job_name)
 
 
-def thread_redis(client: Client) -> Redis:
-    """This thread's own connection on ``client``'s Redis, made on first use (or
-    the one a processor lent it); a new one when the default client changed."""
+def thread_redis() -> Redis | None:
+    """This thread's connection on the default client's Redis (made by an earlier
+    ``own_thread_redis`` or lent by its processor); None when it has none yet, or
+    only one on a previous default client. A job may call it per command: one lookup."""
     mine = _thread_local.__dict__
-    redis = mine.get("redis")
-    if redis is None or mine.get("owner") is not client:
-        redis = DedicatedRedis(connect(client.config).connection_pool)
-        mine["redis"], mine["owner"] = redis, client
+    client = _default_client
+    if client is not None and mine.get("owner") is client:
+        redis: Redis = mine["redis"]
+        return redis
+    return None
+
+
+def own_thread_redis(client: Client) -> Redis:
+    """A new connection of this thread on ``client``'s Redis, which ``thread_redis``
+    returns from now on while ``client`` is the default."""
+    redis = DedicatedRedis(connect(client.config).connection_pool)
+    _thread_local.__dict__.update(redis=redis, owner=client)
     return redis
 
 
