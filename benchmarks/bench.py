@@ -57,8 +57,8 @@ END_MARK = "<!-- bench.py:end -->"
 PEERS_DIR = HERE / "peers"
 SIDEKIQ_ADAPTER = HERE / "sidekiq" / "adapter.rb"
 ROADIE_ADAPTER = HERE / "roadie_adapter.py"
-WORKLOADS = ("push-single", "push-bulk", "noop", "onecall", "ceiling", "io-sync", "io-async",
-             "lat1", "lat3", "memory")
+WORKLOADS = ("push-single", "push-bulk", "noop", "onecall", "onecall-own", "ceiling", "io-sync",
+             "io-async", "lat1", "lat3", "memory")
 #: The --best sweep of roadie's one-call throughput: (threads, processes).
 BEST_SWEEP = ((5, 1), (20, 1), (40, 1), (5, 2), (20, 2))
 #: Most single pushes timed (a push is one round trip: 20,000 are plenty).
@@ -187,6 +187,11 @@ def plan(args: argparse.Namespace, systems: dict[str, System]) -> list[Case]:
                 add(name, w, 10)
                 if not system.peer:
                     add(name, w, 20, 2)  # P 2 with -c 10 each
+            elif w == "onecall-own":
+                # The peers' one-call jobs already use a client of their own (PEERS_OWN_CLIENT).
+                if not system.peer:
+                    add(name, w, 10)
+                    add(name, w, 20, 2)
             elif w == "ceiling":
                 if not system.peer:  # one ceiling per language: roadie (Python), Sidekiq (Ruby)
                     add(name, w, 1)
@@ -280,7 +285,8 @@ class Measure:
     processes: int
     key: str
     spec: str
-    #: "roadie": other columns also get value/roadie's; "ceiling": also value/own ceiling.
+    #: "roadie": other columns also get value/roadie's; "ceiling": also value/own ceiling
+    #: ("ceiling-own": value/the system's ceiling of the own-client body).
     compare: str = ""
 
 
@@ -302,8 +308,18 @@ MEASURES = [
     Measure("one-call, 2 processes x 10 threads, jobs/s", "onecall", 20, 2, "jobs_per_s", ",.0f",
             "roadie"),
     Measure("one-call, duplicates (expect 0)", "onecall", 10, 1, "duplicates", ",.0f"),
+    Measure("one-call, own client, 10 executors in 1 process, jobs/s", "onecall-own", 10, 1,
+            "jobs_per_s", ",.0f", "roadie"),
+    Measure("one-call, own client, 10 executors, jobs/s from first heartbeat (start-up left out)",
+            "onecall-own", 10, 1, "jobs_per_s_after_ready", ",.0f", "ceiling-own"),
+    Measure("one-call, own client, 2 processes x 10 threads, jobs/s", "onecall-own", 20, 2,
+            "jobs_per_s", ",.0f", "roadie"),
+    Measure("one-call, own client, duplicates (expect 0)", "onecall-own", 10, 1, "duplicates",
+            ",.0f"),
     Measure("ceiling: one-call body in a loop, 1 thread, jobs/s", "ceiling", 1, 1, "jobs_per_s",
             ",.0f"),
+    Measure("ceiling: own-client one-call body in a loop, 1 thread, jobs/s", "ceiling", 1, 1,
+            "own_jobs_per_s", ",.0f"),
     Measure("I/O sync, 10 executors: first start→last end, s (ideal 2.00)", "io-sync", 10, 1,
             "seconds", ".2f"),
     Measure("I/O sync, 100 executors in 1 process, s (ideal 0.20)", "io-sync", 100, 1,
@@ -325,6 +341,16 @@ MEASURES = [
             ".1f"),
     Measure("memory: worker RSS after all N jobs, MB", "memory", 10, 1, "rss_kb_end", ".1f"),
 ]
+
+
+#: Measure.compare -> the key of the ceiling workload it is divided by.
+CEILING_KEYS = {"ceiling": "jobs_per_s", "ceiling-own": "own_jobs_per_s"}
+#: How the Python peers' one-call jobs reach Redis: already a client of their own, so
+#: bench.py runs no onecall-own for them (their one-call rows are the figures to compare).
+PEERS_OWN_CLIENT = ("the Python peers' one-call jobs already call Redis through a client of "
+                    "their own (rq, dramatiq, huey: a module-level redis-py client, a "
+                    "connection pool; arq: ctx['redis'], the worker's asyncio client), so "
+                    "they run no onecall-own: compare their one-call rows")
 
 
 class Results:
@@ -368,8 +394,8 @@ def cell(res: Results, system: str, m: Measure) -> str:
     if m.key.startswith("rss_kb"):
         v = v / 1024
     text = fmt(v, m.spec)
-    if m.compare == "ceiling" and system in ("roadie", "sidekiq"):  # each its own language
-        ceiling = res.value(system, "ceiling", 1, 1, "jobs_per_s")
+    if m.compare in CEILING_KEYS and system in ("roadie", "sidekiq"):  # each its own language
+        ceiling = res.value(system, "ceiling", 1, 1, CEILING_KEYS[m.compare])
         if ceiling:
             text += f" ({v / ceiling:.2f} of ceiling)"
     if m.compare and system != "roadie":
@@ -413,13 +439,35 @@ def targets(res: Results) -> list[Target]:
     peers = [(v(name, "onecall", 10, 1, "jobs_per_s"), name)
              for name, s in res.systems.items() if s.peer]
     measured = [(rate, name) for rate, name in peers if rate is not None]
-    if measured:
-        rate, name = max(measured)
-        ratio_target("one-call: roadie at 10 executors ≥ 2 x fastest Python peer at 10",
-                     rc10, rate, 2.0, "roadie", name)
-    else:
-        out.append(Target("one-call: roadie at 10 executors ≥ 2 x fastest Python peer at 10",
-                          "no peer measured", None))
+    fastest_peer = max(measured) if measured else None
+
+    def peer_target(text: str, roadie_rate: float | None) -> None:
+        if fastest_peer is None:
+            out.append(Target(text, "no peer measured", None))
+        else:
+            ratio_target(text, roadie_rate, fastest_peer[0], 2.0, "roadie", fastest_peer[1])
+
+    peer_target("one-call: roadie at 10 executors ≥ 2 x fastest Python peer at 10", rc10)
+    # The same targets for a job that calls Redis through a client it made itself, as
+    # users write jobs (no connection lent by the processor): the ratios that count.
+    own10 = v("roadie", "onecall-own", 10, 1, "jobs_per_s")
+    ratio_target("one-call, own client: roadie -c 10 ≥ Sidekiq -c 10 (own client)", own10,
+                 v("sidekiq", "onecall-own", 10, 1, "jobs_per_s"), 1.0, "roadie", "Sidekiq")
+    own_ready = v("roadie", "onecall-own", 10, 1, "jobs_per_s_after_ready")
+    own_ceiling = v("roadie", "ceiling", 1, 1, "own_jobs_per_s")
+    text = ("one-call, own client: roadie -c 10 (from first heartbeat) ≥ 0.85 x roadie's "
+            "ceiling of that body")
+    ratio_target(text, own_ready, own_ceiling, 0.85, "roadie", "own-client ceiling")
+    plain_ceiling = v("roadie", "ceiling", 1, 1, "jobs_per_s")
+    if own_ready is not None and own_ceiling is not None and plain_ceiling:
+        last = out[-1]
+        out[-1] = Target(last.text, f"{last.measured}; x{own_ready / plain_ceiling:.2f} of the "
+                         f"redis_client() ceiling {plain_ceiling:,.0f}", last.ok)
+    ratio_target("one-call, own client: roadie -P 2 -c 10 ≥ two Sidekiq processes -c 10 "
+                 "(own client)", v("roadie", "onecall-own", 20, 2, "jobs_per_s"),
+                 v("sidekiq", "onecall-own", 20, 2, "jobs_per_s"), 1.0, "roadie", "Sidekiq")
+    peer_target("one-call, own client: roadie at 10 executors ≥ 2 x fastest Python peer at 10",
+                own10)
     ratio_target("no-op: roadie -c 10 ≥ 1.5 x Sidekiq -c 10",
                  v("roadie", "noop", 10, 1, "jobs_per_s"),
                  v("sidekiq", "noop", 10, 1, "jobs_per_s"), 1.5, "roadie", "Sidekiq")
@@ -505,6 +553,8 @@ def render(args: argparse.Namespace, res: Results, best: tuple[float, int, int] 
         lines.append(f"| one-call, roadie's best setting of the sweep, jobs/s | "
                      f"**{best[0]:,.0f}** (-c {best[1]} -P {best[2]}) |"
                      + " |" * (len(names) - 1))
+    if "onecall-own" in args.workloads and any(s.peer for s in res.systems.values()):
+        lines += ["", f"Own client: {PEERS_OWN_CLIENT}."]
     lines += ["", "**Targets** (issue 7):", "", "| target | measured | result |", "|---|---|---|"]
     for t in targets(res):
         verdict = "n/a" if t.ok is None else ("PASS" if t.ok else "**FAIL**")

@@ -1,7 +1,8 @@
 """Jobs for ``benchmarks/core.py``; roadie processes load them with ``-r benchjobs``.
 
 The Redis they write to is ``$BENCH_REDIS_URL`` (else ``$REDIS_URL``): the same
-server the benchmark pushes to.
+server the benchmark pushes to. Whoever imports this module sets one of them first
+(core.child_env for roadie processes, the adapters and core.py for themselves).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ LAT_KEY = "bench:lat"
 
 _client: redis.Redis | None = None
 _lock = threading.Lock()
+
+#: The client a user's job module makes for itself (OneCallOwn): one module-level
+#: redis-py client, a thread-safe connection pool, as redis-py's docs show it. It
+#: connects on first use, so making it at import costs nothing.
+OWN_CLIENT = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL") or os.environ["REDIS_URL"])
 
 
 def client() -> redis.Redis:
@@ -60,6 +66,18 @@ class OneCall(roadie.Job, name="bench.OneCall"):
 
     def perform(self, i: int) -> None:
         roadie.redis_client().hincrby(RUNS_KEY, str(i), 1)
+
+
+class OneCallOwn(roadie.Job, name="bench.OneCallOwn"):
+    """OneCall as a user writes it: through the job module's own ``OWN_CLIENT``.
+
+    ``roadie.redis_client()`` lends a job the processor's own connection, which a user
+    who made a client of their own does not get: each call then takes a connection
+    from redis-py's pool and gives it back (a lock, and one connection per thread).
+    """
+
+    def perform(self, i: int) -> None:
+        OWN_CLIENT.hincrby(RUNS_KEY, str(i), 1)
 
 
 class OneCallPooled(roadie.Job, name="bench.OneCallPooled"):

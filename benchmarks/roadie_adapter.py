@@ -32,8 +32,8 @@ sys.path.insert(0, str(HERE))
 
 from core import BenchError, check_local, child_env, percentile, roadie_argv  # noqa: E402
 
-WORKLOADS = ("push-single", "push-bulk", "noop", "onecall", "ceiling", "io-sync", "io-async",
-             "lat1", "lat3", "memory")
+WORKLOADS = ("push-single", "push-bulk", "noop", "onecall", "onecall-own", "ceiling", "io-sync",
+             "io-async", "lat1", "lat3", "memory")
 IO_JOBS = 2000
 LAT_JOBS = 500
 
@@ -174,7 +174,9 @@ class Adapter:
         self.notes.insert(0, f"roadie {self.roadie.__version__}, Python "
                           f"{sys.version.split()[0]}, redis-py {redis.__version__} (hiredis: "
                           f"{'yes' if redis.utils.HIREDIS_AVAILABLE else 'no'}); job Redis calls "
-                          "via roadie.redis_client() (one connection per thread); "
+                          "via roadie.redis_client() (one connection per thread), onecall-own's "
+                          "via the job module's own redis.Redis.from_url(url) (a connection "
+                          "pool); "
                           "--log-level WARNING"
                           + (f"; roadie run -P {self.a.processes}"
                              if self.a.processes > 1 and self.supervised else ""))
@@ -245,7 +247,13 @@ class Adapter:
         return cond
 
     def w_onecall(self) -> dict[str, Any]:
-        self.push_bulk(self.jobs.OneCall, [[i] for i in range(self.n)])
+        return self.onecall(self.jobs.OneCall)
+
+    def w_onecall_own(self) -> dict[str, Any]:
+        return self.onecall(self.jobs.OneCallOwn)
+
+    def onecall(self, job: Any) -> dict[str, Any]:
+        self.push_bulk(job, [[i] for i in range(self.n)])
         w = self.spawn()
         t0 = w.start()
         ready = w.wait_ready(self.deadline)
@@ -258,7 +266,16 @@ class Adapter:
                 "ran": ran, "duplicates": dupes}
 
     def w_ceiling(self) -> dict[str, Any]:
-        job = self.jobs.OneCall()
+        """Both one-call bodies in a loop: ``roadie.redis_client()``'s, then the own client's."""
+        secs = self.loop(self.jobs.OneCall())
+        own_secs = self.loop(self.jobs.OneCallOwn())
+        self.notes.append("OneCall().perform(i), then OneCallOwn().perform(i) (own "
+                          "redis.Redis.from_url client), in a plain loop, 1 thread, no queue")
+        return {"seconds": secs, "jobs_per_s": self.n / secs, "own_seconds": own_secs,
+                "own_jobs_per_s": self.n / own_secs, "concurrency": 1, "processes": 1}
+
+    def loop(self, job: Any) -> float:
+        """Seconds for ``job.perform(i)`` over N indices, the connection made beforehand."""
         job.perform(-1)  # connect outside the timed loop
         self.r.delete(self.jobs.RUNS_KEY)
         t0 = time.perf_counter()
@@ -266,9 +283,9 @@ class Adapter:
             job.perform(i)
         secs = time.perf_counter() - t0
         if self.r.hlen(self.jobs.RUNS_KEY) != self.n:
-            raise BenchError("ceiling loop: wrong number of runs recorded")
-        self.notes.append("OneCall().perform(i) in a plain loop, 1 thread, no queue")
-        return {"seconds": secs, "jobs_per_s": self.n / secs, "concurrency": 1, "processes": 1}
+            raise BenchError(f"ceiling loop of {type(job).__name__}: wrong number of runs "
+                             "recorded")
+        return secs
 
     def io(self, job: Any) -> dict[str, Any]:
         self.push_bulk(job, [[i] for i in range(IO_JOBS)])

@@ -18,6 +18,12 @@ import redis
 from roadie.config import Config
 from roadie.embedded import RedisServer
 
+#: ``ROADIE_SPEEDUPS_OFF=all`` (or names, ``roadie.speedups``) runs the suite with those
+#: speed mechanisms off: the ``config`` fixture and the ``roadie run`` processes of the
+#: system tests take it; a test of one mechanism is marked ``speedup("<name>")`` and
+#: skipped while that one is off.
+SPEEDUPS_OFF = "ROADIE_SPEEDUPS_OFF"
+
 #: Tests that start redis-servers of their own (to restart, pause, fail over, or serve
 #: TLS) whatever REDIS_URL says: CI runs them once, not again against REDIS_URL.
 OWN_REDIS = ("tests/faults/", "tests/ha/", "tests/integration/test_bench_smoke.py",
@@ -62,7 +68,8 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 def config(redis_url: str, r: redis.Redis) -> Config:
     """A ``Config`` for the session's Redis. Depends on ``r`` so the database is empty
     even for tests that never touch the raw client."""
-    return Config(redis_url=redis_url, redis_url_configured=True)
+    return Config(redis_url=redis_url, redis_url_configured=True,
+                  speedups_off=tuple(os.environ.get(SPEEDUPS_OFF, "").split(",")))
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ require "optparse"
 require "rbconfig"
 
 HERE = File.expand_path(__dir__)
-WORKLOADS = %w[push-single push-bulk noop onecall ceiling io-sync io-async lat1 lat3 memory].freeze
+WORKLOADS = %w[push-single push-bulk noop onecall onecall-own ceiling io-sync io-async lat1 lat3
+               memory].freeze
 
 class BenchError < StandardError; end
 
@@ -192,7 +193,8 @@ class Adapter
     res = send("w_#{@o[:workload].tr('-', '_')}")
     driver = Bench.redis_driver
     @notes.unshift("Sidekiq #{Sidekiq::VERSION} OSS, Ruby #{RUBY_VERSION}, redis-rb #{Redis::VERSION} " \
-                   "(driver: #{driver}); job Redis calls via Sidekiq.redis (the pool, size C+5); " \
+                   "(driver: #{driver}); job Redis calls via Sidekiq.redis (the pool, size C+5), " \
+                   "onecall-own's via a ConnectionPool (size C) of its own Redis.new clients; " \
                    "log level WARN")
     base.merge(res).merge("notes" => @notes.join("; "))
   end
@@ -262,7 +264,15 @@ class Adapter
   end
 
   def w_onecall
-    push_bulk(OneCallJob, Array.new(@n) { |i| [i] })
+    onecall(OneCallJob)
+  end
+
+  def w_onecall_own
+    onecall(OneCallOwnJob)
+  end
+
+  def onecall(klass)
+    push_bulk(klass, Array.new(@n) { |i| [i] })
     w = workers
     t0 = w.spawn_all
     ready = w.wait_ready(@r, @deadline)
@@ -274,17 +284,25 @@ class Adapter
       "startup_s" => ready - t0, "ran" => ran, "duplicates" => dupes }
   end
 
+  # Both one-call bodies in a plain loop: Sidekiq.redis's, then the own pool's.
   def w_ceiling
-    job = OneCallJob.new
+    secs = loop_seconds(OneCallJob.new)
+    own_secs = loop_seconds(OneCallOwnJob.new)
+    @notes << "OneCallJob#perform (Sidekiq.redis + HINCRBY), then OneCallOwnJob#perform (own " \
+              "ConnectionPool + HINCRBY), in a plain loop, 1 thread, no queue"
+    { "seconds" => secs, "jobs_per_s" => @n / secs, "own_seconds" => own_secs,
+      "own_jobs_per_s" => @n / own_secs, "concurrency" => 1, "processes" => 1 }
+  end
+
+  def loop_seconds(job)
     job.perform(-1) # connect outside the timed loop
     @r.del(Bench::RUNS_KEY)
     t0 = mono
     @n.times { |i| job.perform(i) }
     secs = mono - t0
     ran = @r.hlen(Bench::RUNS_KEY)
-    raise BenchError, "ceiling loop recorded #{ran} runs, expected #{@n}" unless ran == @n
-    @notes << "OneCallJob#perform (Sidekiq.redis + HINCRBY) in a plain loop, 1 thread, no queue"
-    { "seconds" => secs, "jobs_per_s" => @n / secs, "concurrency" => 1, "processes" => 1 }
+    raise BenchError, "ceiling loop of #{job.class} recorded #{ran} runs, expected #{@n}" unless ran == @n
+    secs
   end
 
   def w_io_sync

@@ -4,8 +4,10 @@
 #
 # Each body mirrors a job of benchmarks/benchjobs.py; they write to the keys that
 # benchmarks/sidekiq/adapter.rb reads. Redis access goes through `Sidekiq.redis`,
-# the connection pool Sidekiq gives every job (what a Sidekiq user writes).
+# the connection pool Sidekiq gives every job (what a Sidekiq user writes), except
+# OneCallOwnJob's: a pool of its own, as a job that keeps its data in its own Redis has.
 require "sidekiq"
+require "connection_pool"
 
 # redis-rb picks the last loaded connection driver: hiredis when the gem is there
 # (Debian: ruby-hiredis), else the pure-Ruby driver. adapter.rb reports which.
@@ -50,6 +52,21 @@ module Bench
     end
   end
 
+  # OneCallOwnJob's own Redis: a ConnectionPool of plain Redis.new clients (the way
+  # Sidekiq's wiki says to share a Redis connection between job threads), one
+  # connection per processor thread. Made on first use, when `-c` is known.
+  OWN_LOCK = Mutex.new
+  @own_pool = nil
+
+  def self.own_redis(&block)
+    pool = @own_pool || OWN_LOCK.synchronize do
+      @own_pool ||= ConnectionPool.new(size: Sidekiq.options[:concurrency] || 10, timeout: 5) do
+        Redis.new(url: ENV.fetch("REDIS_URL"))
+      end
+    end
+    pool.with(&block)
+  end
+
   def self.redis_driver
     Sidekiq.redis { |c| c._client.driver.name.split("::").last }
   rescue StandardError
@@ -83,6 +100,14 @@ class OneCallJob
 
   def perform(i)
     Sidekiq.redis { |c| c.hincrby(Bench::RUNS_KEY, i.to_s, 1) }
+  end
+end
+
+class OneCallOwnJob
+  include Sidekiq::Job
+
+  def perform(i)
+    Bench.own_redis { |c| c.hincrby(Bench::RUNS_KEY, i.to_s, 1) }
   end
 end
 

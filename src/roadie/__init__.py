@@ -29,8 +29,9 @@ from roadie.errors import (
 from roadie.job import Job, JobFunction, JobSetter, job
 from roadie.middleware import Hooks, hooks
 from roadie.registry import Registry, default_registry
+from roadie.version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "ArgumentTypeError",

@@ -21,6 +21,7 @@ from typing import Any
 
 from roadie.errors import ConfigError
 from roadie.schedule import Schedule, from_table
+from roadie.speedups import parse_off as parse_speedups_off
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONFIG_FILE = "roadie.toml"
@@ -41,7 +42,7 @@ MIN_INTERVAL_S = 0.05
 #: Longest of those intervals, and of the Redis timeouts: an hour.
 MAX_INTERVAL_S = 3600.0
 #: The heartbeat refreshes the Sidekiq process hash, whose TTL is 60 s
-#: (``server.heartbeat.PROCESS_TTL_S``): it must beat at least twice in that time.
+#: (``server.heartbeat.PROCESS_HASH_TTL_S``): it must beat at least twice in that time.
 MAX_HEARTBEAT_INTERVAL_S = 30.0
 #: The liveness key outlives one late beat: TTL >= 2 x interval and interval + this.
 TTL_MARGIN_S = 1.0
@@ -91,6 +92,9 @@ class Config:
     max_crashes: int = 3
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 3.0
+    #: Speed mechanisms turned off (``roadie.speedups``; ``all`` for every one): for
+    #: narrowing a problem down to one of them, never needed for correctness.
+    speedups_off: tuple[str, ...] = ()
     #: Periodic jobs of the config file (``[[roadie.periodic]]`` tables).
     periodic: tuple[Schedule, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -99,7 +103,12 @@ class Config:
     #: ROADIE_CONCURRENCY", "-c/--concurrency", a file's path): error messages name it.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    def speedup(self, name: str) -> bool:
+        """Whether the speed mechanism ``name`` (``roadie.speedups``) is on."""
+        return name not in self.speedups_off
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "speedups_off", parse_speedups_off(self.speedups_off))
         for name, (low, high, unit) in _RANGES.items():
             self._check_range(name, low, high, unit)
         if self.poll_interval_fixed_s is not None:
@@ -220,7 +229,7 @@ _FLOAT = {
     "poll_interval_fixed_s", "process_ttl_s", "janitor_interval_s", "socket_timeout_s",
     "connect_timeout_s",
 }
-_LIST = {"require", "labels"}
+_LIST = {"require", "labels", "speedups_off"}
 
 #: Allowed range of each number: (lowest, highest or None, "s" for a duration).
 _RANGES: dict[str, tuple[float, float | None, str]] = {

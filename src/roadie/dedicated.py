@@ -78,8 +78,13 @@ class DedicatedRedis(redis.Redis):
     the response callbacks. Anything unusual goes through redis-py's own path.
     """
 
-    def __init__(self, connection_pool: redis.ConnectionPool) -> None:
+    def __init__(self, connection_pool: redis.ConnectionPool, *, short_path: bool = True,
+                 gil_send: bool = True) -> None:
         super().__init__(connection_pool=connection_pool, single_connection_client=True)
+        #: Speed switches (``roadie.speedups``): the short command path, and writing
+        #: short commands with the GIL held.
+        self._short_path = short_path
+        self._send = _SEND if gil_send else None
         # redis-py's own lock for this connection when it has one (its re-authentication
         # takes it too), else one of ours.
         self._command_lock: Any = getattr(self, "single_connection_lock", None) or (
@@ -89,7 +94,8 @@ class DedicatedRedis(redis.Redis):
     def execute_command(self, *args: Any, **options: Any) -> Any:
         conn: Any = self.connection  # redis-py's methods are untyped: go through Any
         name = args[0] if args else ""
-        if conn is None or (isinstance(name, str) and name.upper().startswith("HIMPORT")):
+        if conn is None or not self._short_path or (
+                isinstance(name, str) and name.upper().startswith("HIMPORT")):
             parent: Any = super()
             return parent.execute_command(*args, **options)
         with self._command_lock:
@@ -110,14 +116,15 @@ class DedicatedRedis(redis.Redis):
                     options: dict[str, Any]) -> Any:
         me: Any = self
         sock = conn._sock
-        if _SEND is None or type(sock) is not socket.socket:  # not connected yet, or TLS
+        send = self._send
+        if send is None or type(sock) is not socket.socket:  # not connected yet, or TLS
             conn.send_command(*args, **options)
             return me.parse_response(conn, name, **options)
         if options.get("check_health", True):
             conn.check_health()
         packed = conn.pack_command(*args)
         data = packed[0] if len(packed) == 1 and type(packed[0]) is bytes else b"".join(packed)
-        sent = _SEND(sock.fileno(), data, len(data), _SEND_FLAGS) if len(data) <= GIL_SEND_MAX \
+        sent = send(sock.fileno(), data, len(data), _SEND_FLAGS) if len(data) <= GIL_SEND_MAX \
             else 0
         if sent != len(data):
             # A full socket buffer, a long command or a broken connection: redis-py

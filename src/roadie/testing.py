@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeAlias
 
 from roadie import current as current_client
@@ -40,6 +40,7 @@ from roadie.client import Client
 from roadie.config import Config
 from roadie.current import using
 from roadie.errors import NotInFakeMode, RoadieError
+from roadie.execute import execute, instantiate, resolve
 from roadie.job import Job, JobFunction
 from roadie.middleware import Hooks
 from roadie.payload import Payload
@@ -81,24 +82,19 @@ def _name(job: JobRef) -> str:
 
 
 def perform(payload: Payload, *, registry: Registry, hooks: Hooks) -> None:
-    """Run one job as a processor would: find its class, server middleware, perform."""
-    job_cls = registry.get(str(payload["class"]))
-    job = job_cls()
-    job.jid = str(payload.get("jid", ""))
-    job.payload = payload
-    args: list[Any] = payload["args"]
+    """Run one job as a processor would (``roadie.execute``: the class by name, an
+    ActiveJob payload unwrapped, server middleware, perform); what it raises
+    propagates."""
+    job_cls, args = resolve(payload, registry)
     queue = str(payload.get("queue") or "default")
-    hooks.run_server(job, payload, queue, lambda: _call(job, args))
+    execute(instantiate(job_cls, payload), args, payload, queue, hooks, _run_coroutine)
 
 
-def _call(job: Job, args: list[Any]) -> None:
-    if not type(job).is_async:
-        job.perform(*args)
-        return
+def _run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(job.perform(*args))
+        asyncio.run(coroutine)
         return
     # An event loop already runs in this thread (an async test or view): the job
     # gets a loop of its own on a helper thread, and this thread waits for it.
@@ -106,7 +102,7 @@ def _call(job: Job, args: list[Any]) -> None:
 
     def run() -> None:
         try:
-            asyncio.run(job.perform(*args))
+            asyncio.run(coroutine)
         except BaseException as exc:
             failure.append(exc)
 

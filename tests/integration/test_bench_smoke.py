@@ -51,9 +51,12 @@ def test_quick_pass_of_roadie_fills_every_table(tmp_path: Path) -> None:
     # Every throughput figure is a real rate, and nothing ran twice.
     for label in ("push, one call", "push, bulk", "no-op, 10 executors in 1",
                   "no-op, 2 processes", "one-call, 10 executors in 1", "one-call, 2 processes",
-                  "ceiling"):
+                  "one-call, own client, 10 executors in 1", "one-call, own client, 2 processes",
+                  "ceiling: one-call body", "ceiling: own-client"):
         assert number(row(report, label)[1]) > 100, label
     assert number(row(report, "one-call, duplicates")[1]) == 0
+    assert number(row(report, "one-call, own client, duplicates")[1]) == 0
+    assert "of ceiling)" in row(report, "one-call, own client, 10 executors, jobs/s from")[1]
     assert 1.0 < number(row(report, "I/O sync, 10 executors")[1]) < 30
     assert 0.0 < number(row(report, "latency, 1 queue: push→start p50")[1]) < 1000
     assert number(row(report, "memory: worker RSS after all")[1]) > 5  # MB
@@ -62,8 +65,12 @@ def test_quick_pass_of_roadie_fills_every_table(tmp_path: Path) -> None:
         [c.strip() for c in line.strip().strip("|").split("|")]
         for line in report.split("**Targets**", 1)[1].splitlines()
         if line.startswith("| ") and not line.startswith("| target"))}
-    assert len(verdicts) == 14
+    assert len(verdicts) == 18  # issue 7's 14, and 4 for the own-client one-call job
     assert verdicts["one-call: roadie -c 10 ≥ Sidekiq -c 10"] == "n/a"
+    own_ceiling = ("one-call, own client: roadie -c 10 (from first heartbeat) ≥ 0.85 x "
+                   "roadie's ceiling of that body")
+    assert verdicts[own_ceiling] in ("PASS", "**FAIL**")
+    assert "of the redis_client() ceiling" in row(report, own_ceiling)[1]
     assert all(v in ("PASS", "**FAIL**") for k, v in verdicts.items()
                if "Sidekiq" not in k and "peer" not in k)
     assert "CPU model" in report and "--quick --systems roadie" in report

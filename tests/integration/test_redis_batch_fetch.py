@@ -31,6 +31,7 @@ from roadie.registry import Registry
 from roadie.scripts import Scripts
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.launcher import Launcher
+from roadie.server.outcome import Outcomes
 from roadie.server.processor import ACK_DELAY_S, HOLD_S, Processor, deal
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
@@ -389,7 +390,7 @@ def test_a_job_that_crashes_its_processor_is_buried_not_requeued(
     def broken_fail(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug on the failure path")  # escapes process()
 
-    monkeypatch.setattr(Processor, "fail", broken_fail)
+    monkeypatch.setattr(Outcomes, "failed", broken_fail)
     Boom.perform_bulk([[i] for i in range(3)])
     [crasher_raw] = [raw for raw in r.lrange("queue:default", 0, -1)
                      if loads(raw)["args"] == [0]]

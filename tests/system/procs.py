@@ -46,9 +46,11 @@ def base_env(url: str) -> dict[str, str]:
            if not k.startswith("ROADIE_") and k not in ("REDIS_PROVIDER",)}
     env["REDIS_URL"] = url
     env["PYTHONUNBUFFERED"] = "1"
-    # A ROADIE_REDIS_SERVER binary choice is harmless and useful to keep.
-    if "ROADIE_REDIS_SERVER" in os.environ:
-        env["ROADIE_REDIS_SERVER"] = os.environ["ROADIE_REDIS_SERVER"]
+    # A ROADIE_REDIS_SERVER binary choice is harmless and useful to keep, and so is
+    # a run of the suite with speed mechanisms off (tests/conftest.py).
+    for kept in ("ROADIE_REDIS_SERVER", "ROADIE_SPEEDUPS_OFF"):
+        if kept in os.environ:
+            env[kept] = os.environ[kept]
     return env
 
 

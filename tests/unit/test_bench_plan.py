@@ -43,3 +43,15 @@ def test_memory_jobs_can_be_set_and_quick_uses_n(bench: ModuleType) -> None:
 def test_memory_jobs_must_be_positive(bench: ModuleType) -> None:
     with pytest.raises(SystemExit):
         bench.parse_args(["--memory-jobs", "-1"])
+
+
+def test_own_client_onecall_runs_beside_onecall_for_roadie_and_sidekiq_only(
+        bench: ModuleType) -> None:
+    args = bench.parse_args(["--quick", "--systems", "roadie,sidekiq,rq"])
+    systems = {name: bench.System(name, [], peer=name == "rq")
+               for name in ("roadie", "sidekiq", "rq")}
+    own = {(c.system, c.concurrency, c.processes, c.jobs) for c in bench.plan(args, systems)
+           if c.workload == "onecall-own"}
+    # The peers' one-call jobs already use a client of their own: no second run for them.
+    assert own == {("roadie", 10, 1, 5_000), ("roadie", 10, 2, 5_000),
+                   ("sidekiq", 10, 1, 5_000), ("sidekiq", 10, 2, 5_000)}

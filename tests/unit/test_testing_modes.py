@@ -412,3 +412,26 @@ def test_inline_async_job_from_sync_and_from_a_running_loop(inline: InlineClient
 
     asyncio.run(view())
     assert ran == [("FetchRates", "EUR"), ("FetchRates", "USD")]
+
+
+# --- one execute step with the server -------------------------------------------------
+ACTIVEJOB = {
+    "class": "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper",
+    "wrapped": "WelcomeEmail",
+    "args": [{"job_class": "WelcomeEmail", "job_id": "b6a7", "arguments": [7]}],
+}
+
+
+def test_fake_drain_runs_an_activejob_payload_as_the_server_does(fake: FakeClient) -> None:
+    # A Rails app's push, as roadie run unwraps it: the wrapped class, its arguments.
+    roadie.push(ACTIVEJOB["class"], args=ACTIVEJOB["args"], wrapped="WelcomeEmail",
+                queue="mail")
+
+    assert roadie.testing.drain() == 1
+    assert ran == [("WelcomeEmail", 7)]
+
+
+def test_inline_runs_an_activejob_payload_as_the_server_does(inline: InlineClient) -> None:
+    roadie.push(ACTIVEJOB["class"], args=ACTIVEJOB["args"], wrapped="WelcomeEmail")
+
+    assert ran == [("WelcomeEmail", 7)]

@@ -42,15 +42,17 @@ from roadie.server.state import (
     RunningSlots,
     State,
 )
+from roadie.version import VERSION
 
 log = logging.getLogger("roadie")
 
-PROCESS_TTL_S = 60
+#: TTL of the Sidekiq process hash and work hashes (Sidekiq's own 60 s), refreshed by
+#: every beat; not ``config.process_ttl_s``, the liveness key's.
+PROCESS_HASH_TTL_S = 60
 #: How long a death record waits for a janitor (one deletes it once it has
 #: recovered the process's jobs): long enough for every process to be down a while.
 DEATH_RECORD_TTL_S = 7 * 24 * 3600
 STATS_TTL_S = 5 * 365 * 24 * 3600
-VERSION = "0.1.0"
 
 
 def rss_kb() -> int:
@@ -194,7 +196,7 @@ class Heartbeat:
             if work:
                 for key in (self.keys.work(ident), self.keys.workers(ident)):
                     pipe.hset(key, mapping=work)
-                    pipe.expire(key, PROCESS_TTL_S)
+                    pipe.expire(key, PROCESS_HASH_TTL_S)
             pipe.sadd(self.keys.processes, ident)
             pipe.exists(self.keys.process(ident))
             pipe.hset(self.keys.process(ident), mapping={
@@ -206,7 +208,7 @@ class Heartbeat:
                 "rtt_us": self.rtt_us,
                 "concurrency": self.config.concurrency,
             })
-            pipe.expire(self.keys.process(ident), PROCESS_TTL_S)
+            pipe.expire(self.keys.process(ident), PROCESS_HASH_TTL_S)
             pipe.rpop(self.keys.signals(ident))
             pipe.set(self.keys.alive(ident), b"1", px=int(self.config.process_ttl_s * 1000))
             pipe.sadd(self.keys.inflight_owners, ident)
@@ -273,7 +275,8 @@ class Heartbeat:
             pipe.execute()
         except Exception as exc:
             log.error("could not clear this process's heartbeat (%s); its keys expire "
-                      "within %d s and the janitor recovers anything left", exc, PROCESS_TTL_S)
+                      "within %d s and the janitor recovers anything left", exc,
+                      PROCESS_HASH_TTL_S)
 
 
 # --- the pulse ---------------------------------------------------------------------

@@ -91,7 +91,7 @@ class Launcher:
         #: Whether processors lend their connections to their jobs' redis_client():
         #: only from a pool this launcher made, sized for it (a job's pipeline takes
         #: a second connection from the pool while its processor holds the first).
-        self.lend = redis is None
+        self.lend = redis is None and config.speedup("lend_connection")
         self.redis = redis or connect(
             config,
             max_connections=2 * config.concurrency + 8,
@@ -171,25 +171,32 @@ class Launcher:
 
     def _processor(self, index: int) -> Processor:
         # Its own connection, held for life: cheaper per command than the pool.
-        client = DedicatedRedis(self.redis.connection_pool)
+        client = DedicatedRedis(self.redis.connection_pool,
+                                short_path=self.config.speedup("short_command_path"),
+                                gil_send=self.config.speedup("gil_send"))
         fetcher = Fetcher(client, self.config, self.keys, self.state.identity)
         processor = Processor(
             index, config=self.config, keys=self.keys, fetcher=fetcher,
             state=self.state, hooks=self.hooks, registry=self.registry,
             outage=self.outage, async_runner=self._async_runner,
-            siblings=lambda: self.manager.processors, gate=self.manager.started,
+            siblings=lambda: self.manager.processors,
+            gate=self.manager.started if self.config.speedup("start_together") else None,
         )
         processor.owns_connection = True
-        processor.loop_fetch = self._loop_fetch()
-        processor.idle = self.idle
+        if self.config.speedup("loop_fetch"):
+            processor.loop_fetch = self._loop_fetch()
+        if self.config.speedup("park"):
+            processor.idle = self.idle
         processor.lends_connection = self.lend
         return processor
 
     # --- lifecycle -------------------------------------------------------------
     def _deal(self, processors: list[Processor]) -> int:
         gate, self.start_gate = self.start_gate, None
-        if gate is not None:
+        if gate is not None and self.config.speedup("start_together"):
             gate()
+        if not self.config.speedup("deal"):
+            return 0
         return deal(self.fetcher, processors, self.state)
 
     def check_redis(self) -> None:

@@ -134,7 +134,7 @@ class LoopFetcher:
         client = await self.runner().client()
         if client is None:
             return None
-        if not LoopRedis.usable():
+        if not LoopRedis.usable() or not self.fetcher.config.speedup("loop_connection"):
             return cast(Callable[..., Awaitable[Any]], client.execute_command)
         if self._redis is None or self._redis.client is not client:
             self._redis = LoopRedis(client, self.fetcher.config.socket_timeout_s)

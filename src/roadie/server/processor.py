@@ -7,7 +7,6 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from functools import partial
 
 from roadie import payload as pl
 from roadie.config import BLOCK_TIMEOUT_S, Config
@@ -21,6 +20,7 @@ from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.idle import IdleLanes
 from roadie.server.loopfetch import LoopFetcher, deal_out
 from roadie.server.outage import TRANSIENT, Backoff, Outage
+from roadie.server.outcome import Outcomes
 from roadie.server.state import State
 from roadie.server.stretch import LoopLane
 
@@ -98,7 +98,11 @@ class Processor(LoopLane):
         self._acks_lock = threading.Lock()
         #: Most jobs one fetch takes; 1 turns batching off. A processor takes more
         #: than one only from a queue holding ``concurrency`` jobs per job taken.
-        self.max_batch = min(MAX_BATCH, max(1, 1000 // max(1, config.concurrency)))
+        self.max_batch = min(MAX_BATCH, max(1, 1000 // max(1, config.concurrency))) if (
+            config.speedup("batch")) else 1
+        #: Speed switches (``roadie.speedups``), read once.
+        self._steals = config.speedup("steal")
+        self._refills = config.speedup("refill")
         #: Moving average of this processor's job durations (s); 0 until it has timed
         #: one (most jobs are short: the first fetch takes a full batch).
         self.job_s = 0.0
@@ -110,6 +114,7 @@ class Processor(LoopLane):
         #: Set by the launcher when it has pushed ``current`` back at shutdown:
         #: this processor must then write no outcome for it.
         self.abandoned = False
+        self.outcomes = Outcomes(fetcher, config, hooks, outage, lambda: self.abandoned)
         self.pid = os.getpid()
         self.thread = threading.Thread(
             target=self.run, name=f"roadie.processor-{index}", daemon=True
@@ -211,7 +216,8 @@ class Processor(LoopLane):
         thread's own fetch between two jobs took several ms, waiting for the GIL
         among 100 threads."""
         fetcher = self.loop_fetch
-        if fetcher is None or self.job_steady_s < PREFETCH_MIN_S or self.state.quiet.is_set():
+        if fetcher is None or not self._refills or self.job_steady_s < PREFETCH_MIN_S or (
+                self.state.quiet.is_set()):
             return
         if len(self.batch) > 1 or not self._refilled.is_set():
             fetcher.warm_soon()  # so that the first such fetch finds the loop ready
@@ -254,11 +260,9 @@ class Processor(LoopLane):
         self._refilled.wait(REFILL_WAIT_S)  # what a fetch under way takes goes back too
         acks = self.take_acks()
         if acks:
-            self._write_outcome(partial(self.fetcher.ack_many, acks))
-        unstarted = self.take_batch()
-        if unstarted:
-            # Oldest last: it lands at the very front of its queue.
-            self._redis_retry(partial(self.fetcher.requeue, unstarted[::-1]), "requeue")
+            self.outcomes.acknowledge(acks)
+        # Oldest last: it lands at the very front of its queue.
+        self.outcomes.requeue(self.take_batch()[::-1])
 
     def _release(self) -> None:
         if self.owns_connection:
@@ -342,7 +346,7 @@ class Processor(LoopLane):
         job stays in the process's in-flight list whichever processor runs it; each
         deque pop is atomic, so a job goes to exactly one processor.
         """
-        if self.siblings is None or self.state.quiet.is_set():
+        if self.siblings is None or not self._steals or self.state.quiet.is_set():
             return None
         siblings = self.siblings()
         n = len(siblings)

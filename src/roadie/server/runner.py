@@ -1,6 +1,6 @@
-"""Running one fetched job: decode, middleware, perform, and writing its outcome
-(acknowledge, retry or bury), through Redis outages. ``Processor`` adds the loop
-that fetches."""
+"""Running one fetched job: decode it, run it (``roadie.execute``), log and count it,
+and hand what it led to to ``outcome.Outcomes`` (acknowledge, retry or bury, through
+Redis outages). ``Processor`` adds the loop that fetches."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ import contextlib
 import logging
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from roadie import payload as pl
 from roadie.config import Config
 from roadie.errors import MalformedPayload, Shutdown, UnknownJobError
+from roadie.execute import execute, instantiate, resolve
 from roadie.job import Job
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.registry import Registry
-from roadie.retry import decide, malformed_entry, safe_message
+from roadie.retry import safe_message
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork
-from roadie.server.outage import TRANSIENT, Backoff, Outage
+from roadie.server.outage import Outage
+from roadie.server.outcome import Outcomes
 from roadie.server.state import State
 
 log = logging.getLogger("roadie")
@@ -54,8 +55,6 @@ def exit_if_forked_child(owner_pid: int) -> None:
         os._exit(0)
 
 
-#: Class options that shape what a failure leads to.
-RETRY_OPTIONS = ("retry", "retry_queue", "dead", "backtrace", "retry_for")
 
 
 def _metrics_class(payload: pl.Payload) -> str:
@@ -104,6 +103,8 @@ class JobRunner:
     hooks: Hooks
     registry: Registry
     outage: Outage
+    #: Where the outcome of each job is written.
+    outcomes: Outcomes
     async_runner: Callable[[], AsyncRunner]
     #: The processor thread's id in logs and the work hash.
     tid: str
@@ -149,13 +150,13 @@ class JobRunner:
         the processor thread to write (``finish_failed``); None if abandoned.
 
         Only jobs without server middleware come here: a middleware wraps a
-        synchronous call, so those jobs still run through ``_perform``.
+        synchronous call, so those jobs still run through ``execute``.
         """
         queue = uow.queue_name(self.keys)
         self.state.start_work(self.tid, queue, uow.raw)
         run = self._started(uow, queue, payload, tid=self.tid)
         try:
-            await self._new_job(job_cls, payload).perform(*args)
+            await instantiate(job_cls, payload).perform(*args)
         except BaseException as exc:  # a cancellation too: see Processor._on_loop
             exit_if_forked_child(self.pid)
             return Failed(run, exc, job_cls)
@@ -178,7 +179,7 @@ class JobRunner:
         if self.hooks.server_middleware:
             return None
         try:
-            job_cls, args = self.resolve(payload)
+            job_cls, args = resolve(payload, self.registry)
         except Exception:  # the usual path reports it
             return None
         return (job_cls, args) if job_cls.is_async else None
@@ -189,18 +190,15 @@ class JobRunner:
             try:
                 payload = pl.decode(uow.raw)
             except MalformedPayload as exc:
-                log.error("%s; moved to the dead set with the reason, the entry kept as "
-                          "it was", exc, extra={"roadie": {"queue": queue}})
-                entry = malformed_entry(uow.raw, str(exc), queue, pl.now())
-                self._write_outcome(lambda: self.fetcher.dead(uow, entry))
+                self.outcomes.malformed(uow, str(exc), queue)
                 self.state.count(failed=True)
                 return None
         run = self._started(uow, queue, payload)
         job_cls: type[Job] | None = None
         try:
-            job_cls, args = self.resolve(payload)
-            job = self._new_job(job_cls, payload)
-            self.hooks.run_server(job, payload, queue, lambda: self._perform(job, args))
+            job_cls, args = resolve(payload, self.registry)
+            execute(instantiate(job_cls, payload), args, payload, queue, self.hooks,
+                    self._run_coroutine)
         except BaseException as exc:
             exit_if_forked_child(self.pid)
             self._failed(run, exc, job_cls)
@@ -218,13 +216,6 @@ class JobRunner:
             log.info("start", extra={"roadie": ctx})
         return Run(uow, queue, payload, ctx, time.monotonic())
 
-    @staticmethod
-    def _new_job(job_cls: type[Job], payload: pl.Payload) -> Job:
-        job = job_cls()
-        job.jid = str(payload.get("jid", ""))
-        job.payload = payload
-        return job
-
     def _failed(self, run: Run, exc: BaseException, job_cls: type[Job] | None) -> None:
         payload = run.payload
         if isinstance(exc, Shutdown) and self.abandoned:
@@ -241,7 +232,7 @@ class JobRunner:
                     extra={"roadie": ctx})
         self.hooks.report_error(exc, {"context": "Job raised exception",
                                       "job": payload, "queue": run.queue})
-        self.fail(run.uow, payload, exc, run.queue, job_cls)
+        self.outcomes.failed(run.uow, payload, exc, run.queue, job_cls)
         self.state.count(failed=True, job_class=_metrics_class(payload))
 
     def _succeeded(self, run: Run, defer_ack: bool) -> UnitOfWork | None:
@@ -253,69 +244,10 @@ class JobRunner:
                          ms=int(elapsed * 1000))
         if defer_ack and not self.abandoned:
             return run.uow
-        uow = run.uow
-        self._write_outcome(lambda: self.fetcher.ack(uow))
+        self.outcomes.succeeded(run.uow)
         return None
 
-    def resolve(self, payload: pl.Payload) -> tuple[type[Job], list[Any]]:
-        name = payload["class"]
-        args: list[Any] = payload["args"]
-        wrapped = payload.get("wrapped")
-        if name in pl.ACTIVEJOB_WRAPPERS and isinstance(wrapped, str):
-            name = wrapped
-            if args and isinstance(args[0], dict) and isinstance(args[0].get("arguments"), list):
-                args = args[0]["arguments"]
-        return self.registry.get(name), args
-
-    def _perform(self, job: Job, args: list[Any]) -> None:
-        if type(job).is_async:
-            self.async_runner().run(job.perform(*args))
-        else:
-            job.perform(*args)
-
-    def fail(
-        self,
-        uow: UnitOfWork,
-        payload: pl.Payload,
-        exc: BaseException,
-        queue: str,
-        job_cls: type[Job] | None,
-    ) -> None:
-        if job_cls is not None:
-            # A payload pushed by name (another codebase, Ruby) lacks the class's
-            # options: the class's retry policy applies where the payload is silent.
-            for key in RETRY_OPTIONS:
-                if key not in payload and key in job_cls.options:
-                    payload[key] = job_cls.options[key]
-        outcome = decide(payload, exc, queue, self.config, job_cls)
-        if outcome.action == "retry":
-            raw = pl.encode(outcome.payload)
-            self._write_outcome(lambda: self.fetcher.retry(uow, raw, outcome.retry_at))
-        elif outcome.action == "dead":
-            raw = pl.encode(outcome.payload)
-            self._write_outcome(lambda: self.fetcher.dead(uow, raw))
-            log.warning("Adding dead %s job %s", pl.display_class(payload), payload.get("jid"))
-        else:
-            self._write_outcome(lambda: self.fetcher.ack(uow))
-        if outcome.died:
-            self.hooks.report_death(outcome.payload, exc)
-
-    # --- writing outcomes through outages -----------------------------------
-    def _write_outcome(self, write: Callable[[], object]) -> None:
-        if self.abandoned:
-            return
-        self._redis_retry(write, "outcome")
-
-    def _redis_retry(self, op: Callable[[], T], where: str) -> T | None:
-        """Retry ``op`` through a Redis outage; give up only if this job was abandoned."""
-        backoff = Backoff()
-        while True:
-            try:
-                result = op()
-                self.outage.ok(where)
-                return result
-            except TRANSIENT as exc:
-                self.outage.failed(exc, where)
-                if self.abandoned:
-                    return None
-                backoff.wait(threading.Event())
+    def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """An ``async def perform`` with server middleware, from this thread: on the
+        process's event loop, this thread waiting for it."""
+        return self.async_runner().run(coroutine)

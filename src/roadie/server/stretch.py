@@ -96,6 +96,9 @@ class LoopLane(JobRunner):
         return payload, self.loop_ready(payload)
 
     def _defer_ack(self, uow: UnitOfWork) -> None:
+        if not self.config.speedup("deferred_ack"):
+            self.outcomes.succeeded(uow)  # at once, on this thread (or the loop's)
+            return
         with self._acks_lock:
             if not self.acks:
                 self._acks_since = time.monotonic()
