@@ -61,8 +61,9 @@ fuzz: venv
 lint: venv
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 # Leaves $(VENV) and .roadie/ alone: the latter holds the embedded server's data.
 clean:
-	rm -rf build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -146,13 +146,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("roadie: error while importing your job modules:", file=sys.stderr)
         traceback.print_exc()
         return 1
-    from roadie import client as client_mod
+    from roadie import current
+    from roadie.client import configure
 
     # Jobs that push jobs (perform_async) use this process's Redis and options,
     # unless the app's modules configured a default client of their own. (The client
     # connects on first use: nothing is opened here that a fork would share.)
-    if client_mod._default_client is None:
-        client_mod.configure(cfg)
+    if current.configured() is None:
+        configure(cfg)
     if cfg.processes > 1 or cfg.max_memory_mb:
         from roadie.server.swarm import Swarm
 
@@ -206,8 +207,8 @@ def cmd_periodic(args: argparse.Namespace) -> int:
     import redis
 
     from roadie.api.periodic import PeriodicSet
-    from roadie.cron import Schedules, default_schedules
     from roadie.registry import default_registry
+    from roadie.schedule import Schedules, default_schedules
 
     cfg = load_config(args, {"require": tuple(args.require) if args.require else None})
     require(cfg.require)

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from roadie import current
 from roadie import payload as pl
 from roadie.config import Config
 from roadie.connection import Redis, connect
-from roadie.dedicated import DedicatedRedis
-from roadie.errors import ConfigError, PushError
+from roadie.errors import PushError
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
@@ -255,25 +255,15 @@ def named_item(
     return item
 
 
-_default_client: Client | None = None
-_default_lock = threading.Lock()
-
-
 def configure(config: Config | None = None, *, client: Client | None = None) -> Client:
     """Set the client that ``perform_async`` and ``roadie.push`` use by default."""
-    global _default_client
-    with _default_lock:
-        if client is None:
-            if config is None:
-                from roadie.config import load
+    if client is None:
+        if config is None:
+            from roadie.config import load
 
-                config = load()
-            client = Client(config)
-        _default_client = client
-        return client
-
-
-_thread_local = threading.local()
+            config = load()
+        client = Client(config)
+    return current.set_default(client)
 
 
 def redis_client() -> Redis:
@@ -287,38 +277,13 @@ def redis_client() -> Redis:
     the connection's state (SELECT, CLIENT SETNAME, a MULTI left open...). Its commands
     take the short path of ``roadie.dedicated.DedicatedRedis``.
     """
-    client = get_client()
-    mine = _thread_local.__dict__
-    redis = mine.get("redis")
-    if redis is None or mine.get("owner") is not client:
-        redis = DedicatedRedis(connect(client.config).connection_pool)
-        mine["redis"], mine["owner"] = redis, client
-    return redis
-
-
-def lend_thread_client(redis: Redis, config: Config) -> None:
-    """Make ``redis`` (a processor's own connection, idle while its job runs) what
-    ``redis_client()`` returns in this thread, if the default client is on the same
-    Redis with the same timeouts.
-
-    A process with 100 processors then opens 100 connections fewer, and its jobs'
-    first Redis call does not pay for a connection.
-    """
-    client = _default_client
-    if client is not None and _connection_settings(client.config) == _connection_settings(config):
-        _thread_local.__dict__.update(redis=redis, owner=client)
-
-
-def _connection_settings(config: Config) -> tuple[str, float, float]:
-    return config.redis_url, config.socket_timeout_s, config.connect_timeout_s
+    redis = current.thread_redis()
+    return current.own_thread_redis(get_client()) if redis is None else redis
 
 
 def get_client() -> Client:
     """The default client, configured from the environment on first use."""
-    client = _default_client
+    client = current.configured()
     if client is not None:
         return client
-    try:
-        return configure()
-    except ConfigError:
-        raise
+    return configure()

@@ -17,13 +17,11 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from roadie.errors import ConfigError
+from roadie.schedule import Schedule, from_table
 from roadie.speedups import parse_off as parse_speedups_off
-
-if TYPE_CHECKING:
-    from roadie.cron import Schedule
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONFIG_FILE = "roadie.toml"
@@ -263,12 +261,12 @@ _WHY = {
 _INTERNAL = ("extra", "redis_url_configured", "sources")
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
+def coerce_setting(name: str, value: Any, source: str) -> Any:
+    """``value`` as setting ``name`` holds it; ``ConfigError`` names ``source`` if it
+    cannot be (the framework integrations' settings use it too)."""
     if name not in _FIELDS or name in _INTERNAL:
         raise ConfigError(f"unknown setting {name!r} in {source}")
     if name == "periodic":
-        from roadie.cron import Schedule, from_table
-
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"periodic jobs in {source} must be [[roadie.periodic]] tables")
         return tuple(v if isinstance(v, Schedule) else from_table(v, source) for v in value)
@@ -325,7 +323,7 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             section = {**section, "periodic": [*top, *inner]}
         else:
             raise ConfigError(f"config file {p}: periodic jobs must be [[periodic]] tables")
-    return {k: _coerce(k, v, str(p)) for k, v in section.items()}
+    return {k: coerce_setting(k, v, str(p)) for k, v in section.items()}
 
 
 def read_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -348,7 +346,7 @@ def _read_env(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             continue
         name = key[len("ROADIE_"):].lower()
         if name in _FIELDS and name not in _INTERNAL:
-            out[name] = _coerce(name, value, f"environment variable {key}")
+            out[name] = coerce_setting(name, value, f"environment variable {key}")
             sources[name] = f"environment variable {key}"
     return out, sources
 
@@ -381,7 +379,7 @@ def load(
         if v is not None:
             flag = (cli_flags or {}).get(k)
             where = flag or "the command line"
-            merged[k] = _coerce(k, v, where) if not isinstance(v, tuple) else v
+            merged[k] = coerce_setting(k, v, where) if not isinstance(v, tuple) else v
             sources[k] = where
     if "redis_url" in merged:
         merged["redis_url_configured"] = True

@@ -66,6 +66,10 @@ class MalformedPayload(RoadieError):
     """A queue entry is not JSON, or lacks ``class``/``args``."""
 
 
+class NotInFakeMode(RoadieError, AttributeError):
+    """``WelcomeEmail.jobs`` or ``roadie.testing.drain()`` outside fake mode."""
+
+
 class JobCrashedProcess(RoadieError):
     """A job was running each time its process died, too many times in a row."""
 

@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, Literal, Never, TypeVar, overload
 
+from roadie import current
 from roadie import payload as pl
+from roadie.client import get_client
 from roadie.errors import JobDefinitionError
 from roadie.payload import Payload
 from roadie.pushcheck import ANY_ARITY, Arity, arity_of, signature_error, to_epoch, to_seconds
@@ -64,9 +66,7 @@ class _FakeJobs:
     """``WelcomeEmail.jobs``: the jobs pushed in fake mode (see ``roadie.testing``)."""
 
     def __get__(self, obj: object, owner: type[Job]) -> list[Payload]:
-        from roadie.testing import pushed_jobs
-
-        return pushed_jobs(owner.name)
+        return current.kept_jobs(owner.name)
 
 
 class Job:
@@ -203,8 +203,6 @@ class JobSetter:
             )
 
     def perform_async(self, *args: Any, **kwargs: Never) -> str | None:
-        from roadie.client import get_client
-
         client = get_client()
         return client.push(self.item(args, kwargs, client=client))
 
@@ -218,8 +216,6 @@ class JobSetter:
 
     def _push_at(self, at: float, args: Sequence[Any], kwargs: Mapping[str, Any]
                  ) -> str | None:
-        from roadie.client import get_client
-
         client = get_client()
         item = self.item(args, kwargs, client=client)
         if at > time.time():
@@ -250,8 +246,6 @@ class JobSetter:
     def perform_bulk(
         self, args_list: Iterable[Sequence[Any]], *, batch_size: int = 1000
     ) -> list[str | None]:
-        from roadie.client import get_client
-
         client = get_client()
         return client.push_bulk(self.bulk_items(args_list, client=client),
                                 batch_size=batch_size)

@@ -34,11 +34,12 @@ import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeAlias
 
-from roadie import client as client_mod
+from roadie import current as current_client
 from roadie import payload as pl
 from roadie.client import Client
 from roadie.config import Config
-from roadie.errors import RoadieError
+from roadie.current import using
+from roadie.errors import NotInFakeMode, RoadieError
 from roadie.execute import execute, instantiate, resolve
 from roadie.job import Job, JobFunction
 from roadie.middleware import Hooks
@@ -68,10 +69,6 @@ JobRef: TypeAlias = "type[Job] | JobFunction[Any] | str"
 #: ``drain`` stops with an error past this many jobs: a job that pushes itself
 #: every time it runs would otherwise never let the test end.
 MAX_DRAIN = 10_000
-
-
-class NotInFakeMode(RoadieError, AttributeError):
-    """``WelcomeEmail.jobs`` or ``roadie.testing.drain()`` outside fake mode."""
 
 
 class EmptyQueueError(RoadieError):
@@ -260,21 +257,6 @@ class InlineClient(Client):
 
 # --- switching the default client ----------------------------------------------
 @contextlib.contextmanager
-def using(client: Client) -> Iterator[Client]:
-    """Make ``client`` the default client for the block, then restore the previous
-    one (even none: the next push then configures from the environment again)."""
-    # configure() cannot put back "no client yet", hence the module's own slot.
-    with client_mod._default_lock:
-        previous = client_mod._default_client
-        client_mod._default_client = client
-    try:
-        yield client
-    finally:
-        with client_mod._default_lock:
-            client_mod._default_client = previous
-
-
-@contextlib.contextmanager
 def fake(
     *, hooks: Hooks | None = None, registry: Registry | None = None,
     config: Config | None = None,
@@ -299,7 +281,7 @@ def inline(
 # --- the current fake client ---------------------------------------------------
 def current() -> FakeClient:
     """The fake client in use; ``NotInFakeMode`` outside ``fake()``."""
-    client = client_mod._default_client
+    client = current_client.configured()
     if not isinstance(client, FakeClient):
         raise NotInFakeMode(
             "pushed jobs are only kept in fake mode: use `with roadie.testing.fake():` "

@@ -6,6 +6,7 @@ The process harness is tests/system/procs.py's (that folder is put on ``sys.path
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from procs import Harness
 from tcpproxy import TcpProxy
 
 import roadie
-import roadie.client
+import roadie.current
 from roadie.config import Config
 
 FAULTJOBS = Path(__file__).resolve().parent / "faultjobs.py"
@@ -73,17 +74,19 @@ def proxy_factory() -> Iterator[Callable[[int], TcpProxy]]:
 @pytest.fixture
 def push_to() -> Iterator[Callable[[str], roadie.Client]]:
     """``push_to(url)`` points ``perform_async`` & co. at ``url`` for this test."""
-    before = roadie.client._default_client
     made: list[roadie.Client] = []
+    # Each use() stacks a default client; closing the stack puts back the one before.
+    defaults = contextlib.ExitStack()
 
     def use(url: str) -> roadie.Client:
-        client = roadie.configure(Config(redis_url=url, redis_url_configured=True))
+        client = roadie.Client(Config(redis_url=url, redis_url_configured=True))
+        defaults.enter_context(roadie.current.using(client))
         made.append(client)
         return client
 
     try:
         yield use
     finally:
-        roadie.client._default_client = before
+        defaults.close()
         for client in made:
             client.redis.close()

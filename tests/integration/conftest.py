@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import roadie.client
+import roadie.current
 from roadie.client import Client
 from roadie.config import Config
 from roadie.middleware import Hooks
@@ -26,11 +26,11 @@ def hooks() -> Hooks:
 
 
 @pytest.fixture
-def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
+def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     """The test's Redis as the default client (what perform_async pushes through)."""
     c = Client(config, hooks=Hooks())
-    monkeypatch.setattr(roadie.client, "_default_client", c)
-    return c
+    with roadie.current.using(c):
+        yield c
 
 
 @pytest.fixture

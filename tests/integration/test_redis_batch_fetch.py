@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import roadie
-import roadie.client
+import roadie.current
 from roadie.client import Client
 from roadie.config import Config
 from roadie.job import Job
@@ -357,9 +357,9 @@ def test_a_processor_lends_its_connection_to_its_jobs(
     r: redis.Redis, config: Config, registry: Registry, client: Client,
     monkeypatch: pytest.MonkeyPatch, same_redis: bool,
 ) -> None:
-    if not same_redis:  # the default client is on other settings: no lending
-        other = Client(config.replace(socket_timeout_s=config.socket_timeout_s + 1))
-        monkeypatch.setattr(roadie.client, "_default_client", other)
+    # The default client on other settings: no lending.
+    other = Client(config.replace(socket_timeout_s=config.socket_timeout_s + 1))
+    default = roadie.current.using(client if same_redis else other)
     used: list[tuple[str, Any]] = []
 
     class Borrow(Job, registry=registry, name="Borrow"):
@@ -369,13 +369,14 @@ def test_a_processor_lends_its_connection_to_its_jobs(
             used.append((threading.current_thread().name, mine))
 
     launcher = Launcher(config.replace(concurrency=2), hooks=Hooks(), registry=registry)
-    launcher.start()
-    try:
-        Borrow.perform_bulk([[i] for i in range(6)])
-        wait_until(lambda: len(used) == 6, message="the six jobs did not run")
-        fetchers = {p.thread.name: p.fetcher.redis for p in launcher.manager.processors}
-    finally:
-        launcher.stop()
+    with default:
+        launcher.start()
+        try:
+            Borrow.perform_bulk([[i] for i in range(6)])
+            wait_until(lambda: len(used) == 6, message="the six jobs did not run")
+            fetchers = {p.thread.name: p.fetcher.redis for p in launcher.manager.processors}
+        finally:
+            launcher.stop()
 
     assert r.get("borrowed") == b"6"
     for thread, mine in used:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,11 +34,11 @@ def hooks() -> Hooks:
 
 
 @pytest.fixture
-def client(config: Config, hooks: Hooks, monkeypatch: pytest.MonkeyPatch) -> Client:
+def client(config: Config, hooks: Hooks, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     """A client on the test Redis, also made the default one (for perform_async)."""
     c = Client(config, hooks=hooks)
-    monkeypatch.setattr(roadie.client, "_default_client", c)
-    return c
+    with roadie.current.using(c):
+        yield c
 
 
 @pytest.fixture

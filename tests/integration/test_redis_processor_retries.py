@@ -11,7 +11,7 @@ import pytest
 import redis
 from integration_support import IDENTITY, AsyncRunners, loads, make_processor
 
-import roadie.client
+import roadie.current
 from roadie.client import Client
 from roadie.config import Config
 from roadie.job import Job, RetryDecision
@@ -51,11 +51,11 @@ def config(config: Config) -> Config:
 
 
 @pytest.fixture
-def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Client:
+def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     """The default client (what perform_async pushes with), on the test Redis."""
     c = Client(config, hooks=Hooks())
-    monkeypatch.setattr(roadie.client, "_default_client", c)
-    return c
+    with roadie.current.using(c):
+        yield c
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from framework_support import Subprocess
 
 import roadie
-import roadie.client
+import roadie.current
 
 
 @pytest.hookimpl(wrapper=True)
@@ -47,9 +47,7 @@ def spawn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[.
 @pytest.fixture(autouse=True)
 def keep_default_client() -> Iterator[None]:
     """Integrations set roadie's default client (``roadie.configure``); put it back."""
-    before = roadie.client._default_client
-    try:
+    # The block's default is today's; on leaving it, the one before comes back.
+    with roadie.current.using(roadie.current.configured()):
         yield
-    finally:
-        roadie.client._default_client = before
 

@@ -21,6 +21,7 @@ from framework_support import EXAMPLES, FAST_ENV, PYTHON, base_env
 from helpers import wait_until
 
 import roadie
+import roadie.current
 from roadie.config import Config
 from roadie.contrib import _settings
 
@@ -42,12 +43,11 @@ def django_site(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Sim
     sys.path.insert(0, str(SITE))
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    client_before = roadie.client._default_client
     try:
-        django.setup()  # reads the settings, which read the environment
+        # The app's ready() makes its client the default: not for the rest of the session.
+        with roadie.current.using(roadie.current.configured()):
+            django.setup()  # reads the settings, which read the environment
     finally:
-        # The app's ready() made its client the default: not for the rest of the session.
-        roadie.client._default_client = client_before
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -75,9 +75,9 @@ def test_settings_configure_the_default_client(django_site: SimpleNamespace,
                                                redis_url: str) -> None:
     from django.apps import apps
 
-    roadie.client._default_client = None
-    apps.get_app_config("roadie").ready()
-    config = roadie.get_client().config
+    with roadie.current.using(None):
+        apps.get_app_config("roadie").ready()
+        config = roadie.get_client().config
     assert config.redis_url == redis_url
     assert config.queues == (("mail", 2), ("default", 0))
     assert config.concurrency == 5

@@ -14,7 +14,7 @@ import redis
 from interop_harness import Fleet
 
 import roadie
-import roadie.client
+import roadie.current
 from roadie.config import Config
 
 
@@ -42,10 +42,9 @@ def fleet(request: pytest.FixtureRequest, redis_url: str, r: redis.Redis,
 @pytest.fixture
 def pyclient(redis_url: str, r: redis.Redis) -> Iterator[roadie.Client]:
     """roadie's default client (``roadie.push``, ``perform_async``) on the session's Redis."""
-    before = roadie.client._default_client
-    client = roadie.configure(Config(redis_url=redis_url, redis_url_configured=True))
+    client = roadie.Client(Config(redis_url=redis_url, redis_url_configured=True))
     try:
-        yield client
+        with roadie.current.using(client):
+            yield client
     finally:
-        roadie.client._default_client = before
         client.redis.close()

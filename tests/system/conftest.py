@@ -6,6 +6,7 @@ report (section "roadie processes"), so a failure in CI says what the processes 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import redis
 from procs import Harness
 
 import roadie
-import roadie.client
+import roadie.current
 from roadie.config import Config
 
 HarnessFactory = Callable[..., Harness]
@@ -56,18 +57,20 @@ def procs(make_harness: HarnessFactory, redis_url: str, r: redis.Redis) -> Harne
 @pytest.fixture
 def use_client() -> Iterator[Callable[[str], roadie.Client]]:
     """``use_client(url)`` points ``perform_async`` & co. at ``url`` for this test."""
-    before = roadie.client._default_client
     made: list[roadie.Client] = []
+    # Each use() stacks a default client; closing the stack puts back the one before.
+    defaults = contextlib.ExitStack()
 
     def use(url: str) -> roadie.Client:
-        client = roadie.configure(Config(redis_url=url, redis_url_configured=True))
+        client = roadie.Client(Config(redis_url=url, redis_url_configured=True))
+        defaults.enter_context(roadie.current.using(client))
         made.append(client)
         return client
 
     try:
         yield use
     finally:
-        roadie.client._default_client = before
+        defaults.close()
         for client in made:
             client.redis.close()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import roadie.client
+import roadie.current
 from roadie.job import Job, job
 from roadie.registry import Registry
 
@@ -37,8 +37,8 @@ class Recorder:
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     recorder = Recorder()
-    monkeypatch.setattr(roadie.client, "get_client", lambda: recorder)
-    yield recorder
+    with roadie.current.using(recorder):  # type: ignore[arg-type]
+        yield recorder
 
 
 class Mail(Job, registry=REG, name="Mail", queue="mail", retry=3):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import roadie
-import roadie.client
+import roadie.current
 import roadie.testing
 from roadie.config import Config
 from roadie.errors import ArgumentTypeError, RoadieError, UnknownJobError
@@ -70,11 +70,11 @@ def reminder(user_id: int) -> None:
 
 @pytest.fixture(autouse=True)
 def reset() -> Iterator[None]:
-    before = roadie.client._default_client
+    before = roadie.current.configured()
     ran.clear()
     yield
     ran.clear()
-    assert roadie.client._default_client is before, "a mode leaked out of its test"
+    assert roadie.current.configured() is before, "a mode leaked out of its test"
 
 
 @pytest.fixture
@@ -322,6 +322,21 @@ def test_modes_restore_the_previous_client() -> None:
         raise ValueError("the block failed")
     with pytest.raises(NotInFakeMode):
         roadie.testing.jobs()
+
+
+def test_inline_mode_keeps_no_lists() -> None:
+    with roadie.testing.inline(registry=registry), pytest.raises(NotInFakeMode):
+        WelcomeEmail.jobs
+
+
+def test_using_none_leaves_no_default_client_for_the_block() -> None:
+    real = roadie.Client(NOWHERE)
+    with roadie.current.using(real):
+        with roadie.current.using(None) as none:
+            assert none is None
+            assert roadie.current.configured() is None
+        assert roadie.current.configured() is real
+    assert roadie.testing.using is roadie.current.using
 
 
 def test_fake_by_default_uses_the_default_hooks_and_registry() -> None:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from roadie.api.base import ApiBase, parse_object, text, to_float
-from roadie.cron import Schedule, make_schedule
 from roadie.errors import ConfigError
 from roadie.registry import Registry
+from roadie.schedule import Schedule, make_schedule
 
 #: A definition not refreshed for this long is no longer run by any process
 #: (processes refresh every 30 s).

@@ -43,7 +43,7 @@ def coerce(settings: Mapping[str, Any], source: str) -> dict[str, Any]:
                 + ", ".join(n.upper() for n in SETTABLE)
             )
         if value is not None:
-            out[name] = config_mod._coerce(name, value, f"{source} ({key})")
+            out[name] = config_mod.coerce_setting(name, value, f"{source} ({key})")
     return out
 
 

@@ -32,13 +32,13 @@ from roadie.connection import (
     resolve_url,
     server_version,
 )
-from roadie.cron import Schedules, default_schedules
 from roadie.dedicated import DedicatedRedis
 from roadie.errors import RedisUnavailable, Shutdown
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.registry import Registry, default_registry
+from roadie.schedule import Schedules, default_schedules
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork, fetch_order
 from roadie.server.heartbeat import DEATH_RECORD_TTL_S, Heartbeat, rss_kb

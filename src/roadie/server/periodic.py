@@ -30,10 +30,10 @@ from roadie import payload as pl
 from roadie.client import DEFAULTS, Client
 from roadie.config import Config
 from roadie.connection import Redis
-from roadie.cron import Schedule
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.registry import Registry
+from roadie.schedule import Schedule
 from roadie.scripts import Scripts
 from roadie.server.outage import TRANSIENT, Backoff, Outage
 

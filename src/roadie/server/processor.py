@@ -9,8 +9,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from roadie import payload as pl
-from roadie.client import lend_thread_client
 from roadie.config import BLOCK_TIMEOUT_S, Config
+from roadie.current import lend_thread_client
 from roadie.keys import Keys
 from roadie.log import tid as make_tid
 from roadie.middleware import Hooks

@@ -46,14 +46,15 @@ def worker_main(config: Config, index: int, parent: int, gate: StartGate | None,
                 os.close(fd)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         die_with_parent(parent)
-        from roadie import client as client_mod
+        from roadie import current
+        from roadie.client import configure
         from roadie.server.launcher import Launcher
 
         cfg = config.replace(labels=(*config.labels, f"worker-{index}"))
         # As `roadie run`: jobs that push jobs use this worker's Redis and options,
         # unless the app's modules configured a default client of their own.
-        if client_mod._default_client is None:
-            client_mod.configure(cfg)
+        if current.configured() is None:
+            configure(cfg)
         launcher = Launcher(cfg)
         if gate is not None:
             launcher.start_gate = gate.wait_for_go

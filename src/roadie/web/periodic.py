@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from roadie.api.periodic import PeriodicEntry, PeriodicSet
-from roadie.cron import Schedules, default_schedules
 from roadie.registry import default_registry
+from roadie.schedule import Schedules, default_schedules
 from roadie.web.data import Data
 
 
