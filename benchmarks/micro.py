@@ -190,11 +190,11 @@ def loop_fetch_rows(url: str, n: int) -> list[Row]:
     batches are: through redis.asyncio's client, and through roadie's LoopRedis."""
 
     from roadie.config import Config
-    from roadie.connection import connect_async
     from roadie.keys import Keys
+    from roadie.redis.connection import connect_async
+    from roadie.redis.loop import LoopRedis
     from roadie.server.asyncloop import new_event_loop
     from roadie.server.fetch import Fetcher
-    from roadie.server.loopredis import LoopRedis
 
     config = Config(redis_url=url, redis_url_configured=True)
     sync = redis.Redis.from_url(url)

@@ -36,10 +36,10 @@ from redis.backoff import NoBackoff
 from roadie import client as client_mod
 from roadie import payload as pl
 from roadie.client import Client, Prepared
-from roadie.connection import AsyncRedis, connect_async
 from roadie.job import Job, JobFunction, JobSetter
 from roadie.pushcheck import to_epoch, to_seconds
 from roadie.pushwrite import ChunkFailed, single_push_error, write_chunk_async
+from roadie.redis.connection import AsyncRedis, connect_async
 
 #: What the ``perform_*`` functions accept: a Job class, an ``@roadie.job`` function,
 #: or ``Job.set(...)``.

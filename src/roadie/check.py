@@ -19,7 +19,9 @@ from redis.sentinel import MasterNotFoundError
 
 from roadie import acl
 from roadie.config import BLOCK_TIMEOUT_S, Config
-from roadie.connection import (
+from roadie.errors import ConfigError, RedisUnavailable
+from roadie.keys import Keys
+from roadie.redis.connection import (
     MIN_REDIS_VERSION,
     connect,
     is_sentinel_url,
@@ -27,8 +29,6 @@ from roadie.connection import (
     sentinel_primary,
     server_version,
 )
-from roadie.errors import ConfigError, RedisUnavailable
-from roadie.keys import Keys
 
 PINGS = 10
 #: Connections a ``roadie run`` process holds besides one per processor: the

@@ -178,7 +178,7 @@ def _swarm_preflight(cfg: config_mod.Config) -> None:
     import redis
 
     from roadie.check import preflight
-    from roadie.connection import connect, redact, resolve_url
+    from roadie.redis.connection import connect, redact, resolve_url
 
     try:
         client = connect(cfg)

@@ -17,13 +17,13 @@ from redis.retry import Retry
 from roadie import current
 from roadie import payload as pl
 from roadie.config import Config
-from roadie.connection import Redis, connect
 from roadie.errors import PushError
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.payload import Payload
 from roadie.pushwrite import ChunkFailed, Command, bulk_push_error, single_push_error, write_chunk
+from roadie.redis.connection import Redis, connect
 
 #: Options every payload carries unless the job or caller says otherwise.
 DEFAULTS: dict[str, Any] = {"retry": True, "queue": "default"}
@@ -275,7 +275,7 @@ def redis_client() -> Redis:
     ``roadie run`` processor it is the processor's own connection, idle while the job
     runs. Raw bytes, like every roadie client. Not for pub/sub or commands that change
     the connection's state (SELECT, CLIENT SETNAME, a MULTI left open...). Its commands
-    take the short path of ``roadie.dedicated.DedicatedRedis``.
+    take the short path of ``roadie.redis.dedicated.DedicatedRedis``.
     """
     redis = current.thread_redis()
     return current.own_thread_redis(get_client()) if redis is None else redis

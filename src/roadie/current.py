@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from roadie.config import Config
-from roadie.connection import Redis, connect
-from roadie.dedicated import DedicatedRedis
 from roadie.errors import NotInFakeMode
 from roadie.payload import Payload
+from roadie.redis.connection import Redis, connect
+from roadie.redis.dedicated import DedicatedRedis
 
 if TYPE_CHECKING:
     from roadie.client import Client

@@ -28,8 +28,8 @@ import redis as redis_lib
 from redis.exceptions import NoPermissionError
 
 from roadie.config import Config
-from roadie.connection import redact
 from roadie.errors import PushError
+from roadie.redis.connection import redact
 
 #: One write of a chunk: the command's arguments and the jids it writes.
 Command = tuple[tuple[Any, ...], list[str]]

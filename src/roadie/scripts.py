@@ -14,7 +14,7 @@ from typing import Any, cast
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, ResponseError
 
-from roadie.connection import Redis, script_refusal
+from roadie.redis.connection import Redis, script_refusal
 
 
 @cache
@@ -79,7 +79,7 @@ class Scripts:
         share: int = 0,
     ) -> list[tuple[str, bytes]]:
         """``fetch`` on the event loop; ``execute(*command)`` sends a command there and
-        returns its reply (``server.loopredis``, or a ``redis.asyncio`` client's
+        returns its reply (``roadie.redis.loop``, or a ``redis.asyncio`` client's
         ``execute_command``)."""
         argv = (1 + len(queue_keys), inflight, *queue_keys, count, share, *acks)
         try:

@@ -26,7 +26,7 @@ from roadie.api import DeadSet, RetrySet
 from roadie.check import run_check
 from roadie.client import Client
 from roadie.config import Config
-from roadie.connection import connect, redact
+from roadie.redis.connection import connect, redact
 from roadie.web import create_app
 
 pytestmark = [

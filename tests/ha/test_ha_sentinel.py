@@ -47,9 +47,9 @@ from starlette.testclient import TestClient
 from roadie.check import run_check
 from roadie.client import Client
 from roadie.config import Config
-from roadie.connection import connect, connect_async, sentinel_primary
 from roadie.errors import PushError
 from roadie.keys import Keys
+from roadie.redis.connection import connect, connect_async, sentinel_primary
 from roadie.server.outage import TRANSIENT
 from roadie.web import create_app
 

@@ -23,7 +23,7 @@ from helpers import wait_until
 from roadie.check import run_check
 from roadie.client import Client
 from roadie.config import Config
-from roadie.connection import connect, connect_async
+from roadie.redis.connection import connect, connect_async
 
 pytestmark = [
     pytest.mark.redis,

@@ -8,14 +8,14 @@ import pytest
 import redis
 
 from roadie.config import Config
-from roadie.connection import (
+from roadie.errors import ConfigError
+from roadie.redis.connection import (
     FailoverError,
     connect,
     is_sentinel_url,
     parse_sentinel_url,
     redact,
 )
-from roadie.errors import ConfigError
 from roadie.server.outage import TRANSIENT
 
 

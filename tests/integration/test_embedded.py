@@ -20,9 +20,9 @@ from redis.retry import Retry
 
 from roadie import embedded, redisbin
 from roadie.config import Config
-from roadie.connection import connect
 from roadie.embedded import EmbeddedRedis, RedisServer, find_redis_server
 from roadie.errors import ConfigError, RedisUnavailable
+from roadie.redis.connection import connect
 
 pytestmark = pytest.mark.redis
 

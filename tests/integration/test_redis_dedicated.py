@@ -11,12 +11,12 @@ import pytest
 import redis
 
 import roadie
-from roadie import dedicated as dedicated_module
 from roadie.client import Client
 from roadie.config import Config
-from roadie.connection import connect
-from roadie.dedicated import DedicatedRedis
 from roadie.middleware import Hooks
+from roadie.redis import dedicated as dedicated_module
+from roadie.redis.connection import connect
+from roadie.redis.dedicated import DedicatedRedis
 from roadie.registry import Registry
 from roadie.server.launcher import Launcher
 

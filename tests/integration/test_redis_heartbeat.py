@@ -13,9 +13,9 @@ import redis
 from integration_support import IDENTITY
 
 from roadie.config import Config
-from roadie.connection import connect
 from roadie.embedded import RedisServer
 from roadie.keys import Keys
+from roadie.redis.connection import connect
 from roadie.server.heartbeat import Heartbeat
 from roadie.server.outage import Outage
 from roadie.server.state import State

@@ -26,10 +26,10 @@ from integration_support import (
 )
 
 from roadie.config import Config
-from roadie.connection import connect_async
 from roadie.job import Job
 from roadie.log import PlainFormatter
 from roadie.middleware import Hooks
+from roadie.redis.connection import connect_async
 from roadie.registry import Registry
 from roadie.retry import malformed_original
 from roadie.server.asyncloop import AsyncRunner

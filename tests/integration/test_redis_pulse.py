@@ -18,8 +18,8 @@ import redis
 from helpers import overfill, wait_until
 
 from roadie.config import Config
-from roadie.connection import connect
 from roadie.embedded import RedisServer
+from roadie.redis.connection import connect
 from roadie.server.heartbeat import LITE_PULSE, Pulse, lite_target
 
 KEY = "roadie:alive:pulse-test"

@@ -21,8 +21,8 @@ import orjson
 
 from roadie import payload as pl
 from roadie.config import Config
-from roadie.connection import Redis, connect
 from roadie.keys import Keys
+from roadie.redis.connection import Redis, connect
 
 
 class ApiBase:

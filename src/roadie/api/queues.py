@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from roadie.api.base import ApiBase, as_bytes, epoch, parse_object, text
 from roadie.api.records import JobRecord
 from roadie.config import Config
-from roadie.connection import Redis
 from roadie.keys import Keys
+from roadie.redis.connection import Redis
 
 
 class Queue(ApiBase):

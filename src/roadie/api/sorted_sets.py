@@ -30,11 +30,11 @@ from roadie.api.base import ApiBase, as_bytes, glob_escape
 from roadie.api.records import JobRecord
 from roadie.client import Client
 from roadie.config import Config
-from roadie.connection import Redis
 from roadie.errors import MalformedPayload
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
+from roadie.redis.connection import Redis
 from roadie.retry import add_dead
 from roadie.scripts import Scripts
 

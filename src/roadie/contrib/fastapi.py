@@ -49,7 +49,7 @@ from roadie import aio
 from roadie.aio import AsyncClient
 from roadie.client import Client
 from roadie.config import Config
-from roadie.connection import redact
+from roadie.redis.connection import redact
 
 __all__ = ["AsyncClient", "Roadie", "RoadieClient", "async_client", "dashboard"]
 

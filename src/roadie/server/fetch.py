@@ -16,9 +16,9 @@ from itertools import zip_longest
 from typing import Any
 
 from roadie.config import Config
-from roadie.connection import Redis
 from roadie.keys import Keys
 from roadie.payload import now
+from roadie.redis.connection import Redis
 from roadie.scripts import Scripts
 
 

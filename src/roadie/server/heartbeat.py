@@ -29,8 +29,8 @@ import orjson
 import redis as redis_lib
 
 from roadie.config import Config
-from roadie.connection import Redis, connect, resolve_url
 from roadie.keys import METRICS_TTL_S, Keys
+from roadie.redis.connection import Redis, connect, resolve_url
 from roadie.scripts import Scripts
 from roadie.server.litepulse import Beat, Report, serve
 from roadie.server.outage import TRANSIENT, Outage

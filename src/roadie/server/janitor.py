@@ -29,10 +29,10 @@ import orjson
 
 from roadie import payload as pl
 from roadie.config import Config
-from roadie.connection import Redis
 from roadie.errors import JobCrashedProcess, MalformedPayload
 from roadie.keys import Keys
 from roadie.middleware import Hooks
+from roadie.redis.connection import Redis
 from roadie.retry import CRASH_FIELD, malformed_entry, record_error
 from roadie.scripts import Scripts
 from roadie.server.outage import TRANSIENT, Outage

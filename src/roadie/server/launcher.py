@@ -7,7 +7,6 @@ to the front of their queues, leave the process registry).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
 import sys
@@ -23,7 +22,11 @@ import redis as redis_lib
 
 from roadie.check import preflight, refuse_missing_permissions
 from roadie.config import Config
-from roadie.connection import (
+from roadie.errors import RedisUnavailable
+from roadie.keys import Keys
+from roadie.middleware import Hooks
+from roadie.middleware import hooks as default_hooks
+from roadie.redis.connection import (
     MIN_REDIS_VERSION,
     Redis,
     connect,
@@ -32,11 +35,7 @@ from roadie.connection import (
     resolve_url,
     server_version,
 )
-from roadie.dedicated import DedicatedRedis
-from roadie.errors import RedisUnavailable, Shutdown
-from roadie.keys import Keys
-from roadie.middleware import Hooks
-from roadie.middleware import hooks as default_hooks
+from roadie.redis.dedicated import DedicatedRedis
 from roadie.registry import Registry, default_registry
 from roadie.schedule import Schedules, default_schedules
 from roadie.server.asyncloop import AsyncRunner
@@ -47,6 +46,7 @@ from roadie.server.janitor import Janitor
 from roadie.server.litepulse import KILL_GRACE_S, MEMORY_SIGNAL, SECOND_STOP_AFTER_S
 from roadie.server.loopfetch import LoopFetcher
 from roadie.server.manager import Manager
+from roadie.server.native import interrupt
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
@@ -58,16 +58,6 @@ log = logging.getLogger("roadie")
 
 #: While a stop waits for running jobs, how often it logs which ones.
 WAITING_LOG_S = 5.0
-
-
-def interrupt(thread: threading.Thread) -> bool:
-    """Raise ``Shutdown`` in ``thread`` at its next Python instruction."""
-    if thread.ident is None or not thread.is_alive():
-        return False
-    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread.ident), ctypes.py_object(Shutdown)
-    )
-    return bool(done == 1)
 
 
 class Launcher:

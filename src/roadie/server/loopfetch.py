@@ -4,7 +4,7 @@ A processor running async jobs hands its batch to the loop (``stretch.py``); one
 running sync jobs of ``PREFETCH_MIN_S`` or more asks the loop from its thread
 (``Processor._refill_soon``). Either way, when the last job but one of the batch
 starts, the next batch is fetched here, on the loop, on its own connection
-(``loopredis``), so that no processor thread makes that round trip between
+(``roadie.redis.loop``), so that no processor thread makes that round trip between
 two jobs (at ``-c 100`` a thread waited several ms for the GIL to make it, and
 threads waking up for it cost the loop a third of its time). Processors whose
 batches run out together (jobs of the same length, started together) are served by
@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from roadie.redis.loop import LoopRedis
 from roadie.server.fetch import fetch_order
-from roadie.server.loopredis import LoopRedis
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.state import State
 

@@ -20,7 +20,7 @@ import time
 
 import redis
 
-from roadie.connection import FailoverError
+from roadie.redis.connection import FailoverError
 
 log = logging.getLogger("roadie")
 
@@ -33,7 +33,7 @@ REFUSED = (redis.exceptions.OutOfMemoryError, redis.exceptions.NoPermissionError
 #: until they agree (redis-py's ``MasterNotFoundError``, a ``ConnectionError``); a
 #: demoted primary answers ``READONLY`` (``ReadOnlyError``) or cuts blocked commands
 #: short (``UNBLOCKED``); a primary short of replicas answers ``NOREPLICAS``
-#: (``FailoverError``, see ``roadie.connection``). All of them pass within seconds.
+#: (``FailoverError``, see ``roadie.redis.connection``). All of them pass within seconds.
 #: And the ``REFUSED`` writes, which pass when memory is freed or the ACL fixed.
 TRANSIENT = (
     redis.ConnectionError,

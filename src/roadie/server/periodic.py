@@ -29,9 +29,9 @@ import orjson
 from roadie import payload as pl
 from roadie.client import DEFAULTS, Client
 from roadie.config import Config
-from roadie.connection import Redis
 from roadie.keys import Keys
 from roadie.middleware import Hooks
+from roadie.redis.connection import Redis
 from roadie.registry import Registry
 from roadie.schedule import Schedule
 from roadie.scripts import Scripts

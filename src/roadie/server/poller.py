@@ -15,10 +15,10 @@ import time
 
 from roadie import payload as pl
 from roadie.config import Config
-from roadie.connection import Redis
 from roadie.errors import MalformedPayload
 from roadie.keys import Keys
 from roadie.middleware import Hooks
+from roadie.redis.connection import Redis
 from roadie.retry import malformed_entry
 from roadie.scripts import Scripts
 from roadie.server.outage import TRANSIENT, Backoff, Outage

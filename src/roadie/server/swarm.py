@@ -34,8 +34,8 @@ from types import FrameType
 import redis as redis_lib
 
 from roadie.config import Config
-from roadie.connection import MIN_REDIS_VERSION, connect, redact, resolve_url, server_version
 from roadie.errors import ConfigError, RedisUnavailable
+from roadie.redis.connection import MIN_REDIS_VERSION, connect, redact, resolve_url, server_version
 from roadie.server.litepulse import MEMORY_SIGNAL
 from roadie.server.startgate import StartGate
 from roadie.server.swarmworker import HANDLED, worker_main

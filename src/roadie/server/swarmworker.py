@@ -6,7 +6,6 @@ connections and heartbeat, that also stops when the supervisor dies.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from roadie import log as roadie_log
 from roadie.config import Config
 from roadie.errors import RoadieError
 from roadie.server.litepulse import MEMORY_SIGNAL
+from roadie.server.native import term_when_parent_dies
 from roadie.server.startgate import StartGate
 
 #: Signals the supervisor handles; blocked around ``fork()`` so none is lost (nor
@@ -26,7 +26,6 @@ from roadie.server.startgate import StartGate
 #: ``max_memory_mb`` with ``MEMORY_SIGNAL``: a stop whose unfinished jobs count a crash.
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGCHLD,
            MEMORY_SIGNAL)
-PR_SET_PDEATHSIG = 1
 
 
 def worker_main(config: Config, index: int, parent: int, gate: StartGate | None,
@@ -78,12 +77,7 @@ def worker_main(config: Config, index: int, parent: int, gate: StartGate | None,
 
 def die_with_parent(parent: int) -> None:
     """Get TERM (a normal stop) when the supervisor dies, even by ``kill -9``."""
-    done = False
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            # The running program's own symbols, libc's prctl among them.
-            libc = ctypes.CDLL(None, use_errno=True)
-            done = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+    done = term_when_parent_dies()
     if not done:
         def watch() -> None:
             while os.getppid() == parent:

@@ -26,8 +26,8 @@ from roadie.api import (
 )
 from roadie.api.base import text
 from roadie.config import Config
-from roadie.connection import Redis, connect
 from roadie.keys import Keys
+from roadie.redis.connection import Redis, connect
 
 PAGE_SIZE = 25
 HISTORY_DAYS = (7, 30, 90, 180)

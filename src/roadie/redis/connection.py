@@ -26,7 +26,7 @@ from redis.retry import Retry
 
 from roadie.config import Config
 from roadie.errors import ConfigError
-from roadie.sentinel import (
+from roadie.redis.sentinel import (
     AsyncSentinel,
     AsyncSentinelConnection,
     AsyncSentinelSSLConnection,
@@ -96,7 +96,7 @@ def _with_failover_errors(base: type[Any]) -> type[Any]:
 
 
 _SYNC_PARSER = _with_failover_errors(redis.connection.DefaultParser)
-#: redis-py's async reply parser with ``FAILOVER_ERRORS``; ``server.loopredis`` maps
+#: redis-py's async reply parser with ``FAILOVER_ERRORS``; ``roadie.redis.loop`` maps
 #: error replies with its ``parse_error``.
 ASYNC_PARSER = _with_failover_errors(redis.asyncio.connection.DefaultParser)
 

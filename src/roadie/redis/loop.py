@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from roadie.connection import ASYNC_PARSER
+from roadie.redis.connection import ASYNC_PARSER
 
 try:
     import hiredis

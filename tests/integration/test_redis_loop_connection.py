@@ -1,4 +1,4 @@
-"""The event loop's short path to Redis (``roadie.server.loopredis``): replies, error
+"""The event loop's short path to Redis (``roadie.redis.loop``): replies, error
 replies, the fetch script after a Redis restart, a lost connection, a Redis that
 does not answer, and the URL's database, against a real redis-server."""
 
@@ -14,11 +14,11 @@ import pytest
 import redis
 
 from roadie.config import Config
-from roadie.connection import connect_async
 from roadie.embedded import RedisServer
 from roadie.keys import Keys
+from roadie.redis.connection import connect_async
+from roadie.redis.loop import LoopRedis
 from roadie.server.fetch import Fetcher
-from roadie.server.loopredis import LoopRedis
 
 INFLIGHT_OF = "loopredis-test"
 
