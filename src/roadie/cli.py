@@ -155,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if current.configured() is None:
         configure(cfg)
     if cfg.processes > 1 or cfg.max_memory_mb:
-        from roadie.server.swarm import Swarm
+        from roadie.server.swarm.supervisor import Swarm
 
         # Before forking: one refusal here, not one per worker, restarted for ever.
         _swarm_preflight(cfg)

@@ -131,3 +131,6 @@ HISTOGRAM_BOUNDS_MS = (
 HISTOGRAM_BUCKETS = len(HISTOGRAM_BOUNDS_MS) + 1
 #: TTL of the minute hashes and histograms (Sidekiq 7: 8 hours).
 METRICS_TTL_S = 8 * 3600
+#: How long a death record waits for a janitor (one deletes it once it has
+#: recovered the process's jobs): long enough for every process to be down a while.
+DEATH_RECORD_TTL_S = 7 * 24 * 3600

@@ -20,7 +20,7 @@ from helpers import overfill, wait_until
 from roadie.config import Config
 from roadie.embedded import RedisServer
 from roadie.redis.connection import connect
-from roadie.server.heartbeat import LITE_PULSE, Pulse, lite_target
+from roadie.server.pulse.child import LITE_PULSE, Pulse, lite_target
 
 KEY = "roadie:alive:pulse-test"
 USER, PASSWORD = "roadie-pulse-test", "s3cret pass"

@@ -13,7 +13,7 @@ from helpers import wait_until
 from procs import Harness, inflight_keys, inflight_total, left_anywhere
 
 import roadie
-from roadie.server.litepulse import KILL_GRACE_S, SECOND_STOP_AFTER_S
+from roadie.server.pulse.lite import KILL_GRACE_S, SECOND_STOP_AFTER_S
 
 pytestmark = pytest.mark.system
 

@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from roadie.server.litepulse import (
+from roadie.server.pulse.lite import (
     KILL_GRACE_S,
     MEMORY_SIGNAL,
     SECOND_STOP_AFTER_S,

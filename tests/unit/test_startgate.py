@@ -1,5 +1,5 @@
 """``roadie run -P N``: the initial workers wait for each other before their first
-fetch (``roadie.server.startgate``), with real forked processes and pipes."""
+fetch (``roadie.server.swarm.startgate``), with real forked processes and pipes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from roadie.server.startgate import StartGate
+from roadie.server.swarm.startgate import StartGate
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 

@@ -23,7 +23,7 @@ import redis as redis_lib
 from roadie.check import preflight, refuse_missing_permissions
 from roadie.config import Config
 from roadie.errors import RedisUnavailable
-from roadie.keys import Keys
+from roadie.keys import DEATH_RECORD_TTL_S, Keys
 from roadie.middleware import Hooks
 from roadie.middleware import hooks as default_hooks
 from roadie.redis.connection import (
@@ -40,10 +40,9 @@ from roadie.registry import Registry, default_registry
 from roadie.schedule import Schedules, default_schedules
 from roadie.server.asyncloop import AsyncRunner
 from roadie.server.fetch import Fetcher, UnitOfWork, fetch_order
-from roadie.server.heartbeat import DEATH_RECORD_TTL_S, Heartbeat, rss_kb
+from roadie.server.heartbeat import Heartbeat, rss_kb
 from roadie.server.idle import IdleLanes
 from roadie.server.janitor import Janitor
-from roadie.server.litepulse import KILL_GRACE_S, MEMORY_SIGNAL, SECOND_STOP_AFTER_S
 from roadie.server.loopfetch import LoopFetcher
 from roadie.server.manager import Manager
 from roadie.server.native import interrupt
@@ -51,6 +50,7 @@ from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
 from roadie.server.processor import ACK_DELAY_S, Processor, deal
+from roadie.server.pulse.lite import KILL_GRACE_S, MEMORY_SIGNAL, SECOND_STOP_AFTER_S
 from roadie.server.state import State
 from roadie.server.stopping import SignalPipe, describe_running, memory_death_record
 

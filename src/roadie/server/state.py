@@ -15,7 +15,7 @@ from bisect import bisect_right
 import orjson
 
 from roadie.keys import HISTOGRAM_BOUNDS_MS, HISTOGRAM_BUCKETS
-from roadie.server.litepulse import SLOT_SIZE
+from roadie.server.pulse.lite import SLOT_SIZE
 
 log = logging.getLogger("roadie")
 

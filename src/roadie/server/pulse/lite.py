@@ -1,8 +1,8 @@
 """The liveness pulse for a plain Redis (TCP or Unix socket, no TLS, no Sentinel).
 
-``heartbeat.Pulse`` runs this file as ``python -I -S litepulse.py``. It imports the
+``pulse.child.Pulse`` runs this file as ``python -I -S lite.py``. It imports the
 standard library only: about 15 ms of CPU and 8 MB to start, where the redis-py
-pulse (``heartbeat.pulse_main``, used for TLS and Sentinel URLs) needs about 0.15 s
+pulse (``pulse.child.pulse_main``, used for TLS and Sentinel URLs) needs about 0.15 s
 and 30 MB. Every worker process has one, and it starts when the worker does, next
 to the first jobs. ``serve`` (the pulse's life) is shared by both.
 

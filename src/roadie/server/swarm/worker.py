@@ -17,9 +17,9 @@ from typing import NoReturn
 from roadie import log as roadie_log
 from roadie.config import Config
 from roadie.errors import RoadieError
-from roadie.server.litepulse import MEMORY_SIGNAL
 from roadie.server.native import term_when_parent_dies
-from roadie.server.startgate import StartGate
+from roadie.server.pulse.lite import MEMORY_SIGNAL
+from roadie.server.swarm.startgate import StartGate
 
 #: Signals the supervisor handles; blocked around ``fork()`` so none is lost (nor
 #: kills a worker before its handlers are set). The supervisor stops a worker over

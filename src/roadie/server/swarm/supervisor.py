@@ -36,9 +36,9 @@ import redis as redis_lib
 from roadie.config import Config
 from roadie.errors import ConfigError, RedisUnavailable
 from roadie.redis.connection import MIN_REDIS_VERSION, connect, redact, resolve_url, server_version
-from roadie.server.litepulse import MEMORY_SIGNAL
-from roadie.server.startgate import StartGate
-from roadie.server.swarmworker import HANDLED, worker_main
+from roadie.server.pulse.lite import MEMORY_SIGNAL
+from roadie.server.swarm.startgate import StartGate
+from roadie.server.swarm.worker import HANDLED, worker_main
 
 log = logging.getLogger("roadie")
 

@@ -1,0 +1,1 @@
+"""The liveness pulse (``child.Pulse``, ``lite.py``)."""
