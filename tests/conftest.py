@@ -9,7 +9,7 @@ Either way each test starts from an empty database.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +76,27 @@ def config(redis_url: str, r: redis.Redis) -> Config:
     even for tests that never touch the raw client."""
     return Config(redis_url=redis_url, redis_url_configured=True,
                   speedups_off=tuple(os.environ.get(SPEEDUPS_OFF, "").split(",")))
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """``private_redis(*extra_args, appendonly=False)``: a started private redis-server
+    with those settings (``helpers.NOEVICTION``, ``"--appendfsync", "always"``...),
+    stopped when the test ends."""
+    made: list[RedisServer] = []
+
+    def make(*extra_args: str, appendonly: bool = False) -> RedisServer:
+        server = RedisServer(directory=tmp_path / f"private-redis-{len(made)}",
+                             appendonly=appendonly, extra_args=list(extra_args))
+        made.append(server)
+        server.start()
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in made:
+            server.stop()
 
 
 @pytest.fixture

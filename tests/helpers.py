@@ -14,7 +14,10 @@ import redis
 
 from roadie.embedded import free_port
 
-__all__ = ["free_port", "overfill", "wait_until"]
+__all__ = ["NOEVICTION", "free_port", "overfill", "wait_until"]
+
+#: The setting roadie recommends, with which a full Redis refuses writes (``overfill``).
+NOEVICTION = ("--maxmemory-policy", "noeviction")
 
 T = TypeVar("T")
 

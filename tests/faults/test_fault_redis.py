@@ -4,8 +4,7 @@ paused with SIGSTOP for longer than the client socket timeouts, then resumed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import faultjobs
 import pytest
@@ -23,14 +22,8 @@ SOCKET_TIMEOUT_S = 3.0
 
 
 @pytest.fixture
-def aof_always(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(directory=tmp_path / "redis", appendonly=True,
-                         extra_args=["--appendfsync", "always"])
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def aof_always(private_redis: Callable[..., RedisServer]) -> RedisServer:
+    return private_redis("--appendfsync", "always", appendonly=True)
 
 
 def answers(r: redis.Redis) -> bool:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from helpers import overfill, wait_until
+from helpers import NOEVICTION, overfill, wait_until
 
 from roadie.client import Client
 from roadie.config import Config
@@ -46,16 +45,10 @@ def _binaries() -> list[str]:
 
 
 @pytest.fixture(params=_binaries(), ids=["first-found", "system"][: len(_binaries())])
-def server(request: pytest.FixtureRequest, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
+def server(request: pytest.FixtureRequest, private_redis: Callable[..., RedisServer],
+           monkeypatch: pytest.MonkeyPatch) -> RedisServer:
     monkeypatch.setenv(ENV_BINARY, request.param)
-    srv = RedisServer(directory=tmp_path / "redis", appendonly=False,
-                      extra_args=["--maxmemory-policy", "noeviction"])
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    return private_redis(*NOEVICTION)
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
 import redis
-from helpers import overfill, wait_until
+from helpers import NOEVICTION, overfill, wait_until
 
 from roadie.config import Config
 from roadie.embedded import RedisServer
@@ -118,16 +118,10 @@ def test_a_stopped_pulse_exits(r: redis.Redis, config: Config) -> None:
 
 
 @pytest.fixture
-def full_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server over its ``maxmemory`` with ``noeviction``: it refuses
-    every command that needs memory (SET among them)."""
-    server = RedisServer(directory=tmp_path / "full", appendonly=False,
-                         extra_args=["--maxmemory-policy", "noeviction"])
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def full_redis(private_redis: Callable[..., RedisServer]) -> RedisServer:
+    """A private redis-server with ``noeviction``, which the test puts over its
+    ``maxmemory`` (``overfill``): it then refuses every command that needs memory."""
+    return private_redis(*NOEVICTION)
 
 
 @pytest.mark.parametrize("lite", [True, False], ids=["litepulse", "redis-py pulse"])

@@ -10,7 +10,7 @@ import pytest
 import redis
 import sysjobs
 from helpers import wait_until
-from procs import Harness, inflight_keys, inflight_total, left_anywhere
+from procs import Harness, Proc, inflight_keys, inflight_total, left_anywhere
 
 import roadie
 from roadie.server.pulse.lite import KILL_GRACE_S, SECOND_STOP_AFTER_S
@@ -22,12 +22,18 @@ def started(r: redis.Redis, jid: str | None) -> list[dict[str, object]]:
     return [e for e in sysjobs.events(r, "start") if e["jid"] == jid]
 
 
+def running_slow(procs: Harness, r: redis.Redis, seconds: float, *args: str) -> tuple[Proc, str]:
+    """A ``roadie run *args`` process running a ``Slow`` job of ``seconds``; its jid."""
+    p = procs.spawn(*args, r=r)
+    slow = sysjobs.Slow.perform_async(seconds)
+    wait_until(lambda: started(r, slow), 10, message="the slow job did not start")
+    return p, slow
+
+
 def test_term_mid_job_pushes_it_back_to_the_front_byte_identical(
     procs: Harness, r: redis.Redis, client: roadie.Client
 ) -> None:
-    p = procs.spawn("-c", "1", "-t", "1", r=r)
-    slow = sysjobs.Slow.perform_async(60)
-    wait_until(lambda: started(r, slow), 10, message="the slow job did not start")
+    p, slow = running_slow(procs, r, 60, "-c", "1", "-t", "1")
     [slow_raw] = r.lrange(f"roadie:inflight:{p.identity}", 0, -1)
     # A second job waits behind it: the only processor is busy.
     queued = sysjobs.Record.perform_async()
@@ -67,9 +73,7 @@ def test_term_mid_job_pushes_it_back_to_the_front_byte_identical(
 def test_term_lets_a_job_that_finishes_within_the_timeout_complete(
     procs: Harness, r: redis.Redis, client: roadie.Client
 ) -> None:
-    p = procs.spawn("-c", "2", "-t", "10", r=r)
-    slow = sysjobs.Slow.perform_async(1.5)
-    wait_until(lambda: started(r, slow), 10, message="the slow job did not start")
+    p, slow = running_slow(procs, r, 1.5, "-c", "2", "-t", "10")
 
     t0 = time.monotonic()
     p.send(signal.SIGTERM)
@@ -154,9 +158,7 @@ def test_the_signals_list_quiets_a_process_within_a_few_heartbeats(
 def test_a_second_term_stops_at_once_pushing_the_running_job_back(
     procs: Harness, r: redis.Redis, client: roadie.Client
 ) -> None:
-    p = procs.spawn("-c", "2", "-t", "60", r=r)
-    slow = sysjobs.Slow.perform_async(120)
-    wait_until(lambda: started(r, slow), 10, message="the slow job did not start")
+    p, slow = running_slow(procs, r, 120, "-c", "2", "-t", "60")
     [slow_raw] = r.lrange(f"roadie:inflight:{p.identity}", 0, -1)
 
     first_at = time.monotonic()
