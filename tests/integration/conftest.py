@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from roadie.client import Client
 from roadie.config import Config
 from roadie.middleware import Hooks
 from roadie.registry import Registry
+from roadie.server.launcher import Launcher
 
 
 @pytest.fixture
@@ -39,3 +41,24 @@ def release() -> Iterator[threading.Event]:
     event = threading.Event()
     yield event
     event.set()
+
+
+@pytest.fixture
+def launch(
+    config: Config, hooks: Hooks, registry: Registry
+) -> Iterator[Callable[..., Launcher]]:
+    """``launch(**settings)``: a started ``Launcher`` in this process (2 processors,
+    ``timeout_s`` 5 unless given), stopped when the test ends."""
+    made: list[Launcher] = []
+
+    def make(**changes: Any) -> Launcher:
+        settings: dict[str, Any] = {"concurrency": 2, "timeout_s": 5.0, **changes}
+        launcher = Launcher(config.replace(**settings), hooks=hooks, registry=registry)
+        made.append(launcher)
+        launcher.start()
+        return launcher
+
+    yield make
+    for launcher in made:
+        if not launcher.state.stopping.is_set():
+            launcher.stop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -110,28 +109,10 @@ def test_a_failed_job_is_not_written_twice_or_run_again(r: redis.Redis, config: 
     assert r.llen("queue:default") == 0
 
 
-@pytest.fixture
-def launch(config: Config) -> Iterator[Callable[..., Launcher]]:
-    made: list[Launcher] = []
-
-    def make(registry: Registry, **changes: Any) -> Launcher:
-        settings: dict[str, Any] = {"concurrency": 3, "timeout_s": 5.0, **changes}
-        launcher = Launcher(config.replace(**settings), hooks=Hooks(), registry=registry)
-        made.append(launcher)
-        launcher.start()
-        return launcher
-
-    yield make
-    for launcher in made:
-        if not launcher.state.stopping.is_set():
-            launcher.stop()
-
-
 def test_a_new_process_starts_on_a_full_redis_and_drains_it(
-    r: redis.Redis, config: Config, launch: Callable[..., Launcher],
+    r: redis.Redis, config: Config, registry: Registry, launch: Callable[..., Launcher],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    registry = Registry()
     ran: list[int] = []
 
     class Drain(Job, registry=registry, name="Drain"):
@@ -145,7 +126,7 @@ def test_a_new_process_starts_on_a_full_redis_and_drains_it(
     overfill(r)
     caplog.set_level(logging.INFO, logger="roadie")
 
-    launcher = launch(registry)
+    launcher = launch(concurrency=3)
 
     wait_until(lambda: r.llen("queue:default") == 0 and r.zcard("retry") == 20,
                timeout=20, message="a full Redis did not drain")

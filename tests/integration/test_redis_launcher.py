@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -22,25 +21,6 @@ from roadie.server.stretch import LOOP_WAIT_SLICE_S
 
 #: Every test pushes through the test's Redis (the ``client`` fixture, conftest.py).
 pytestmark = pytest.mark.usefixtures("client")
-
-
-@pytest.fixture
-def launch(
-    config: Config, hooks: Hooks, registry: Registry
-) -> Iterator[Callable[..., Launcher]]:
-    made: list[Launcher] = []
-
-    def make(**changes: Any) -> Launcher:
-        settings: dict[str, Any] = {"concurrency": 2, "timeout_s": 5.0, **changes}
-        launcher = Launcher(config.replace(**settings), hooks=hooks, registry=registry)
-        made.append(launcher)
-        launcher.start()
-        return launcher
-
-    yield make
-    for launcher in made:
-        if not launcher.state.stopping.is_set():
-            launcher.stop()
 
 
 def processors_exited(launcher: Launcher) -> bool:
