@@ -3,6 +3,7 @@ and acknowledges its successes together, without weakening reliable fetch."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,10 @@ from roadie.scripts import Scripts
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.launcher import Launcher
 from roadie.server.outcome import Outcomes
-from roadie.server.processor import ACK_DELAY_S, HOLD_S, Processor, deal
+from roadie.server.processor import Processor
+from roadie.server.supply.acks import ACK_DELAY_S
+from roadie.server.supply.deal import deal
+from roadie.server.supply.supply import HOLD_S
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
@@ -87,14 +91,14 @@ def test_flush_acks_writes_every_processors_acknowledgements_at_once(
     r.lpush(inflight, b"a1", b"b1", b"running", b"b2", b"c1")
     for p, acks in zip(launcher.manager.processors, ([b"a1"], [b"b1", b"b2"], [b"c1"]),
                        strict=True):
-        p.restore_acks(acks)
+        p.supply.acks.restore(acks)
     launcher.fetcher.ack_many([b"none", b"such"])  # loads the script
     commands = r.info("commandstats")["cmdstat_evalsha"]["calls"]
 
-    assert launcher.flush_acks(older_than=0.0) == 4
+    assert launcher.manager.flush_acks(older_than=0.0) == 4
 
     assert r.lrange(inflight, 0, -1) == [b"running"]
-    assert all(p.acks == [] for p in launcher.manager.processors)
+    assert all(p.supply.acks.raws == [] for p in launcher.manager.processors)
     # One round trip (the fetch script taking nothing) for all three processors.
     assert r.info("commandstats")["cmdstat_evalsha"]["calls"] == commands + 1
     for p in launcher.manager.processors:
@@ -115,11 +119,11 @@ def test_deal_gives_starting_processors_their_first_jobs_in_one_fetch(
     launcher.fetcher.ack_many([b"none", b"such"])  # loads the script
     calls = r.info("commandstats")["cmdstat_evalsha"]["calls"]
 
-    taken = deal(launcher.fetcher, procs, launcher.state)
+    taken = deal(launcher.fetcher, [p.supply for p in procs], launcher.state)
 
     assert taken == sum(map(len, dealt)) == r.llen(f"roadie:inflight:{launcher.identity}")
     assert r.llen("queue:default") == length - taken
-    assert [[u.raw.decode() for u in p.batch] for p in procs] == [
+    assert [[u.raw.decode() for u in p.supply.batch] for p in procs] == [
         [f"j{i}" for i in want] for want in dealt]
     assert r.info("commandstats")["cmdstat_evalsha"]["calls"] == calls + 1
     for p in procs:
@@ -140,17 +144,17 @@ def test_deal_starts_the_first_async_jobs_on_the_loop_before_any_thread_runs(
     procs = [launcher._processor(i) for i in range(2)]  # threads not started
     Coro.perform_bulk([[i] for i in range(4)])
     try:
-        assert deal(launcher.fetcher, procs, launcher.state) == 4
+        assert launcher._deal(procs) == 4
 
         # Each processor's first two jobs run on the loop, though no processor
         # thread exists to hand them over; each waits for its thread to collect.
         wait_until(lambda: len(ran) == 4, message="the dealt async jobs did not run")
         assert sorted(ran) == [(i, "roadie.asyncio") for i in range(4)]
         for p in procs:
-            first = p._first
+            first = p.loop_side.first
             assert first is not None and first.wait(5) and first.done
-            assert first.result() is None and not p.batch
-        assert sorted(raw for p in procs for raw in p.acks) == sorted(
+            assert first.result() is None and not p.supply.batch
+        assert sorted(raw for p in procs for raw in p.supply.acks.raws) == sorted(
             r.lrange(f"roadie:inflight:{launcher.identity}", 0, -1))
     finally:
         launcher._async_runner().stop()
@@ -165,14 +169,14 @@ def test_deal_takes_nothing_after_quiet_or_without_redis(
     procs = [launcher._processor(i) for i in range(2)]
     r.lpush("queue:default", b"j0", b"j1")
     launcher.state.quiet.set()
-    assert deal(launcher.fetcher, procs, launcher.state) == 0
+    assert deal(launcher.fetcher, [p.supply for p in procs], launcher.state) == 0
     launcher.state.quiet.clear()
     # A Redis that does not answer: the processors will fetch (and report) themselves.
     down = Fetcher(redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)),
                    config, launcher.keys,
                    launcher.identity)
-    assert deal(down, procs, launcher.state) == 0
-    assert all(not p.batch for p in procs) and r.llen("queue:default") == 2
+    assert deal(down, [p.supply for p in procs], launcher.state) == 0
+    assert all(not p.supply.batch for p in procs) and r.llen("queue:default") == 2
     for p in procs:
         p.fetcher.redis.close()
 
@@ -197,7 +201,7 @@ def test_a_batch_is_in_flight_in_redis_before_its_first_job_runs(
     # and all five sat in the in-flight list while the first ran.
     assert [i for i, _ in seen] == [0, 1, 2, 3, 4]
     assert seen[0] == (0, 5)
-    assert proc.batch == type(proc.batch)() and proc.acks == []
+    assert not proc.supply.batch and proc.supply.acks.raws == []
 
 
 def test_a_processor_takes_slow_jobs_one_at_a_time(
@@ -211,15 +215,15 @@ def test_a_processor_takes_slow_jobs_one_at_a_time(
             time.sleep(HOLD_S)  # the job's own work: as long as a batch may hold
 
     proc = start()
-    proc.job_s = HOLD_S  # it has timed jobs this slow already
+    proc.pace.job_s = HOLD_S  # it has timed jobs this slow already
     Slowish.perform_bulk([[i] for i in range(4)])
     wait_until(lambda: len(seen) == 4, message="the four jobs did not run")
 
     # Each job was alone in flight: a processor holds no slow job that another
     # processor could be running.
     assert seen == [1, 1, 1, 1]
-    assert proc.job_s >= HOLD_S * 0.9
-    assert proc.batch_size() == 1
+    assert proc.pace.job_s >= HOLD_S * 0.9
+    assert proc.supply.batch_size() == 1
 
 
 @pytest.mark.parametrize(("job_s", "size"), [
@@ -233,8 +237,8 @@ def test_batch_size_holds_about_hold_s_of_work(
     r: redis.Redis, config: Config, registry: Registry, job_s: float, size: int
 ) -> None:
     proc = make_processor(r, config.replace(concurrency=1), registry)
-    proc.job_s = job_s
-    assert proc.batch_size() == size
+    proc.pace.job_s = job_s
+    assert proc.supply.batch_size() == size
 
 
 @pytest.mark.speedup("batch", "deferred_ack")
@@ -441,7 +445,7 @@ def test_an_idle_processor_runs_a_job_waiting_in_a_busy_siblings_batch(
         # A processor that ran jobs before taking job 0 holds their acknowledgements
         # while job 0 runs: the launcher's main loop (not running in this test)
         # writes those.
-        wait_until(lambda: launcher.flush_acks() >= 0 and r.llen(inflight) == 1,
+        wait_until(lambda: launcher.manager.flush_acks() >= 0 and r.llen(inflight) == 1,
                    timeout=5 + ACK_DELAY_S,
                    message="the three finished jobs were not acknowledged")
     finally:
@@ -454,22 +458,36 @@ def test_an_idle_processor_runs_a_job_waiting_in_a_busy_siblings_batch(
 def test_take_batch_and_a_thief_never_get_the_same_job(
     r: redis.Redis, config: Config, registry: Registry
 ) -> None:
-    owner = make_processor(r, config, registry)
-    thief = make_processor(r, config, registry)
-    thief.siblings = lambda: [owner, thief]
-    for round_ in range(200):
-        raws = [f"{round_}-{i}".encode() for i in range(20)]
-        owner.batch.extend(UnitOfWork("queue:default", raw) for raw in raws)
-        stolen: list[bytes] = []
+    owner = make_processor(r, config, registry).supply
+    thief = make_processor(r, config, registry).supply
+    thief.siblings = lambda: [thief, owner]  # the thief is processor 0, the owner 1
+    # Switch threads as often as the interpreter can, so the two pop at once.
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    all_stolen = all_taken = 0
+    try:
+        for round_ in range(50):
+            raws = [f"{round_}-{i}".encode() for i in range(2000)]
+            owner.batch.extend(UnitOfWork("queue:default", raw) for raw in raws)
+            stolen: list[bytes] = []
+            together = threading.Barrier(2)
 
-        def steal() -> None:
-            while (uow := thief._steal()) is not None:
-                stolen.append(uow.raw)
+            def steal() -> None:
+                together.wait(5)
+                while (uow := thief._steal()) is not None:
+                    stolen.append(uow.raw)
 
-        t = threading.Thread(target=steal)
-        t.start()
-        taken = [u.raw for u in owner.take_batch()]
-        t.join(5)
-        # Every job is in exactly one place.
-        assert sorted(taken + stolen) == sorted(raws)
-        assert not owner.batch
+            t = threading.Thread(target=steal)
+            t.start()
+            together.wait(5)
+            taken = [u.raw for u in owner.take_batch()]
+            t.join(5)
+            # Every job is in exactly one place.
+            assert sorted(taken + stolen) == sorted(raws)
+            assert not owner.batch
+            all_stolen += len(stolen)
+            all_taken += len(taken)
+    finally:
+        sys.setswitchinterval(before)
+    # Both sides took jobs: the check above saw them race.
+    assert all_stolen > 0 and all_taken > 0

@@ -292,7 +292,7 @@ def test_processors_that_run_dry_park_while_a_sibling_runs_a_long_job(
                 ran.append(n)
 
     launcher = launch(concurrency=3)
-    idle = launcher.idle
+    idle = launcher.parking
     wait_until(lambda: idle.watchers == 3, message="idle processors are not on Redis")
     try:
         Long.perform_async()
@@ -302,8 +302,8 @@ def test_processors_that_run_dry_park_while_a_sibling_runs_a_long_job(
         # the third waits on Redis, instead of a fetch and a blocking wait of its own.
         wait_until(lambda: idle.parked == 1 and idle.watchers == 1,
                    message="the processor that ran dry did not park")
-        # An async job's lane parks on the loop: its thread is not woken for it.
-        parked_on_loop = [p for p in launcher.manager.processors if p._parked_on_loop]
+        # An async job's processor parks on the loop: its thread is not woken for it.
+        parked_on_loop = [p for p in launcher.manager.processors if p.supply._parked_on_loop]
         assert len(parked_on_loop) == (1 if kind == "async" else 0)
         for n in range(2, 5):  # jobs still start at once, and all of them run
             Quick.perform_async(n)

@@ -33,8 +33,9 @@ from roadie.redis.connection import connect_async
 from roadie.registry import Registry
 from roadie.retry import malformed_original
 from roadie.server.asyncloop import AsyncRunner
-from roadie.server.loopfetch import LoopFetcher
-from roadie.server.processor import PREFETCH_MIN_S, Processor
+from roadie.server.processor import Processor
+from roadie.server.supply.loopfetch import LoopFetcher
+from roadie.server.supply.supply import PREFETCH_MIN_S
 
 INFLIGHT = f"roadie:inflight:{IDENTITY}"
 LOOP = "roadie.asyncio"
@@ -108,7 +109,7 @@ def test_the_thread_fetches_the_next_batch_while_the_loop_runs_the_last_job(
                 Coro.perform_bulk([[6], [7], [8]])
             if i == 5:  # the last of the first batch: wait for the next one to arrive
                 deadline = time.monotonic() + 10
-                while not procs[0].batch and time.monotonic() < deadline:
+                while not procs[0].supply.batch and time.monotonic() < deadline:
                     await asyncio.sleep(0.005)
 
     Coro.perform_bulk([[i] for i in range(6)])
@@ -134,8 +135,16 @@ def loop_fetching(r: redis.Redis, config: Config, registry: Registry,
     """A processor (concurrency 1, not started) whose next batches the loop fetches."""
     proc = make_processor(r, config.replace(concurrency=1), registry,
                           async_runner=lambda: runner)
-    proc.loop_fetch = LoopFetcher(proc.fetcher, lambda: runner, proc.state, proc.outage, 1)
+    proc.supply.loop_fetch = LoopFetcher(proc.fetcher, lambda: runner, proc.state,
+                                         proc.outage, 1)
     return proc
+
+
+def loop_fetches(proc: Processor) -> int:
+    """Round trips the loop made for ``proc`` (``loop_fetching``'s fetcher)."""
+    fetcher = proc.supply.loop_fetch
+    assert isinstance(fetcher, LoopFetcher)
+    return fetcher.fetches
 
 
 def run_until(proc: Processor, done: Callable[[], bool], message: str) -> None:
@@ -154,7 +163,7 @@ def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
     ran: list[int] = []
     proc = loop_fetching(r, config, registry, loop_runner)
     thread_fetches: list[int] = []
-    proc._prefetch = lambda: thread_fetches.append(1)  # type: ignore[method-assign]
+    proc.supply.prefetch = lambda: thread_fetches.append(1)  # type: ignore[method-assign]
 
     class Coro(Job, registry=registry, name="Coro"):
         async def perform(self, i: int) -> None:
@@ -169,7 +178,7 @@ def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
     assert ran == list(range(9))
     # The loop went from one batch to the next with its own round trip (a second
     # one found the queue empty); the processor's thread never fetched meanwhile.
-    assert proc.loop_fetch.fetches >= 1 and thread_fetches == []
+    assert loop_fetches(proc) >= 1 and thread_fetches == []
     assert proc.state.take_counts() == (9, 0)
 
 
@@ -180,14 +189,14 @@ def test_sync_jobs_get_their_next_batch_from_the_loop_while_the_last_ones_run(
     ran: list[int] = []
     proc = loop_fetching(r, config, registry, loop_runner)
     thread_fetches: list[int] = []
-    own_fetch = proc._fetch
+    own_fetch = proc.supply._fetch
 
     def counted() -> list[Any]:
         got = own_fetch()
         thread_fetches.append(len(got))
         return got
 
-    proc._fetch = counted  # type: ignore[method-assign]
+    proc.supply._fetch = counted  # type: ignore[method-assign]
 
     class Slow(Job, registry=registry, name="Slow"):
         def perform(self, i: int) -> None:
@@ -202,7 +211,7 @@ def test_sync_jobs_get_their_next_batch_from_the_loop_while_the_last_ones_run(
     # fetch, made while the batch's last jobs ran; the thread's later fetches
     # found the queue empty.
     assert thread_fetches[0] == 10 and sum(thread_fetches[1:]) == 0
-    assert proc.loop_fetch.fetches >= 1
+    assert loop_fetches(proc) >= 1
     assert proc.state.take_counts() == (12, 0)
 
 
@@ -214,19 +223,19 @@ def test_processors_running_out_together_share_one_round_trip(
     fetcher = LoopFetcher(a.fetcher, lambda: loop_runner, a.state, a.outage, 2)
     r.lpush("queue:default", *[f"j{i}".encode() for i in range(10)])
     r.lpush(INFLIGHT, b"done-a", b"done-b")
-    a.restore_acks([b"done-a"])
-    b.restore_acks([b"done-b"])
+    a.supply.acks.restore([b"done-a"])
+    b.supply.acks.restore([b"done-b"])
 
     async def both() -> list[bool]:
-        return list(await asyncio.gather(fetcher.refill(a, 3), fetcher.refill(b, 3)))
+        return list(await asyncio.gather(fetcher.refill(a.supply, 3), fetcher.refill(b.supply, 3)))
 
     assert loop_runner.run(both()) == [True, True]
 
     assert fetcher.fetches == 1
-    assert [u.raw for u in a.batch] == [b"j0", b"j2", b"j4"]
-    assert [u.raw for u in b.batch] == [b"j1", b"j3", b"j5"]
+    assert [u.raw for u in a.supply.batch] == [b"j0", b"j2", b"j4"]
+    assert [u.raw for u in b.supply.batch] == [b"j1", b"j3", b"j5"]
     # Both processors' acknowledgements rode on that round trip.
-    assert a.acks == [] and b.acks == []
+    assert a.supply.acks.raws == [] and b.supply.acks.raws == []
     assert sorted(r.lrange(INFLIGHT, 0, -1)) == [f"j{i}".encode() for i in range(6)]
     assert r.llen("queue:default") == 4
 
@@ -239,11 +248,11 @@ def test_a_failed_loop_fetch_keeps_the_acks_and_lets_the_thread_fetch(
     try:
         proc = make_processor(r, config, registry)
         fetcher = LoopFetcher(proc.fetcher, lambda: down, proc.state, proc.outage, 1)
-        proc.restore_acks([b"done"])
+        proc.supply.acks.restore([b"done"])
 
-        assert down.run(fetcher.refill(proc, 5)) is False
+        assert down.run(fetcher.refill(proc.supply, 5)) is False
 
-        assert proc.acks == [b"done"] and not proc.batch and fetcher.fetches == 0
+        assert proc.supply.acks.raws == [b"done"] and not proc.supply.batch and fetcher.fetches == 0
         assert proc.outage.down  # reported, as a thread's failed fetch is
     finally:
         down.stop()
@@ -369,5 +378,5 @@ def test_log_lines_of_an_async_job_name_its_processor(
     lines = [x for x in out.getvalue().splitlines() if "class=Coro" in x]
     assert [x.rsplit(" ", 1)[-1] for x in lines] == ["start", "done"]
     for line in lines:
-        assert f" tid={proc.tid} " in line
+        assert f" tid={proc.runner.tid} " in line
         assert line.count("tid=") == 1

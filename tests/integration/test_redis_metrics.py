@@ -64,7 +64,7 @@ def run_all(proc: Processor) -> None:
         got = proc.fetcher.fetch(1)
         if not got:
             return
-        proc.process(got[0])
+        proc.runner.process(got[0])
 
 
 def minute_keys(t0: float, t1: float) -> tuple[set[str], set[datetime]]:

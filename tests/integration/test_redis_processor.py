@@ -1,4 +1,4 @@
-"""Processor.process() on fetched jobs: decoding, lookup, middleware, odd failures."""
+"""JobRunner.process() on fetched jobs: decoding, lookup, middleware, odd failures."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def ok_job(registry: Registry) -> tuple[type[Job], list[tuple[Any, ...]]]:
 
 def run_one(proc: Processor) -> None:
     [uow] = proc.fetcher.fetch(1)
-    proc.process(uow)
+    proc.runner.process(uow)
 
 
 def only(r: redis.Redis, zset: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Processor.process(): what a failed attempt writes (SIDEKIQ-WIRE.md section 7)."""
+"""JobRunner.process(): what a failed attempt writes (SIDEKIQ-WIRE.md section 7)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def proc(r: redis.Redis, config: Config, registry: Registry, hooks: Hooks) -> It
 
 def run_one(proc: Processor) -> None:
     [uow] = proc.fetcher.fetch(1)
-    proc.process(uow)
+    proc.runner.process(uow)
 
 
 def only(r: redis.Redis, zset: str) -> tuple[dict[str, Any], float]:

@@ -88,7 +88,7 @@ def run_one(r: redis.Redis, config: Config, ran: Ran) -> None:
         async_runner=lambda: runner[0],
     )
     [uow] = fetcher.fetch(1)
-    processor.process(uow)
+    processor.runner.process(uow)
     assert r.llen(keys.inflight(IDENTITY)) == 0
 
 

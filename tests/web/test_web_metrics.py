@@ -47,7 +47,7 @@ def record(r: redis.Redis, config: Config) -> None:
                      state=state, hooks=Hooks(), registry=reg,
                      outage=Outage("redis://test"), async_runner=AsyncRunner)
     while got := proc.fetcher.fetch(1):
-        proc.process(got[0])
+        proc.runner.process(got[0])
     hb = Heartbeat(r, config, KEYS, state, Outage("redis://test"),
                    on_signal=lambda _: None, on_first_beat=lambda: None)
     assert hb.beat() is True

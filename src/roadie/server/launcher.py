@@ -39,20 +39,20 @@ from roadie.redis.dedicated import DedicatedRedis
 from roadie.registry import Registry, default_registry
 from roadie.schedule import Schedules, default_schedules
 from roadie.server.asyncloop import AsyncRunner
-from roadie.server.fetch import Fetcher, UnitOfWork, fetch_order
+from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.heartbeat import Heartbeat, rss_kb
-from roadie.server.idle import IdleLanes
 from roadie.server.janitor import Janitor
-from roadie.server.loopfetch import LoopFetcher
 from roadie.server.manager import Manager
-from roadie.server.native import interrupt
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.periodic import PeriodicScheduler
 from roadie.server.poller import Poller
-from roadie.server.processor import ACK_DELAY_S, Processor, deal
+from roadie.server.processor import Processor
 from roadie.server.pulse.lite import KILL_GRACE_S, MEMORY_SIGNAL, SECOND_STOP_AFTER_S
 from roadie.server.state import State
 from roadie.server.stopping import SignalPipe, describe_running, memory_death_record
+from roadie.server.supply.deal import deal
+from roadie.server.supply.loopfetch import LoopFetcher
+from roadie.server.supply.parking import Parking
 
 log = logging.getLogger("roadie")
 
@@ -88,7 +88,7 @@ class Launcher:
             blocking=True,
         )
         self.fetcher = Fetcher(self.redis, config, self.keys, self.state.identity)
-        self.idle = IdleLanes(config.concurrency)
+        self.parking = Parking(config.concurrency)
         self.background_stop = threading.Event()
         self._async: AsyncRunner | None = None
         self._loop_fetcher: LoopFetcher | None = None
@@ -113,8 +113,8 @@ class Launcher:
             self.redis, config, self.keys, self.state.identity, self.outage,
             self.background_stop, hooks=self.hooks, held=self._held,
         )
-        self.manager = Manager(config.concurrency, self.state, self._processor,
-                               deal=self._deal)
+        self.manager = Manager(config.concurrency, self.state, self.fetcher,
+                               self._processor, deal=self._deal)
         #: Called when this process is ready to fetch, before its first fetch: the
         #: workers of ``roadie run -P N`` wait there for each other (``startgate``).
         self.start_gate: Callable[[], None] | None = None
@@ -136,10 +136,7 @@ class Launcher:
         return self.state.identity
 
     def _held(self) -> set[bytes]:
-        held: set[bytes] = set()
-        for p in self.manager.processors:
-            held.update(p.held())
-        return held
+        return self.manager.held()
 
     def _async_runner(self) -> AsyncRunner:
         if self._async is None:
@@ -165,20 +162,17 @@ class Launcher:
                                 short_path=self.config.speedup("short_command_path"),
                                 gil_send=self.config.speedup("gil_send"))
         fetcher = Fetcher(client, self.config, self.keys, self.state.identity)
-        processor = Processor(
+        speedup = self.config.speedup
+        return Processor(
             index, config=self.config, keys=self.keys, fetcher=fetcher,
             state=self.state, hooks=self.hooks, registry=self.registry,
             outage=self.outage, async_runner=self._async_runner,
-            siblings=lambda: self.manager.processors,
-            gate=self.manager.started if self.config.speedup("start_together") else None,
+            siblings=self.manager.supplies,
+            gate=self.manager.started if speedup("start_together") else None,
+            loop_fetch=self._loop_fetch() if speedup("loop_fetch") else None,
+            parking=self.parking if speedup("park") else None,
+            owns_connection=True, lends_connection=self.lend,
         )
-        processor.owns_connection = True
-        if self.config.speedup("loop_fetch"):
-            processor.loop_fetch = self._loop_fetch()
-        if self.config.speedup("park"):
-            processor.idle = self.idle
-        processor.lends_connection = self.lend
-        return processor
 
     # --- lifecycle -------------------------------------------------------------
     def _deal(self, processors: list[Processor]) -> int:
@@ -187,7 +181,10 @@ class Launcher:
             gate()
         if not self.config.speedup("deal"):
             return 0
-        return deal(self.fetcher, processors, self.state)
+        dealt = deal(self.fetcher, [p.supply for p in processors], self.state)
+        for p in processors:
+            p.start_on_loop()
+        return dealt
 
     def check_redis(self) -> None:
         """Fail fast, with one clear line, when Redis is missing or too old."""
@@ -277,7 +274,7 @@ class Launcher:
             return
         log.info("quieting: no new jobs will be fetched")
         self.state.quiet.set()
-        self.idle.wake_all()
+        self.parking.wake_all()
         self.background_stop.set()
         self.hooks.fire("quiet")
 
@@ -294,27 +291,12 @@ class Launcher:
         deadline = time.monotonic() + self.config.timeout_s
         finished = self._wait_for_jobs(deadline)
         if not finished:
-            busy = self.manager.busy()
-            uows: list[UnitOfWork] = []
-            unstarted: list[UnitOfWork] = []
-            acks: list[list[bytes]] = []
-            for p in busy:
-                p.abandoned = True
-                # Jobs fetched with the running one and not started go back too,
-                # behind it (oldest last, so that it lands at the front of its queue).
-                unstarted.extend(p.take_batch()[::-1])
-                if p.current is not None:
-                    uows.append(p.current)
-                # Its earlier successes, not acknowledged yet: it writes nothing now.
-                acks.append(p.take_acks())
             self.hard_stopped = True
             try:
-                self.fetcher.ack_many(fetch_order(acks))
-                self.fetcher.requeue(unstarted)
-                if self.memory_stop and uows:
-                    self._leave_for_the_janitor(uows)
-                else:
-                    self.requeued = self.fetcher.requeue(uows)
+                stop = self.manager.hard_stop(
+                    self._leave_for_the_janitor if self.memory_stop else None)
+                if not self.memory_stop:
+                    self.requeued = stop.requeued
                     for _ in range(self.requeued):
                         self.state.count(failed=True)
                     log.warning(
@@ -322,13 +304,9 @@ class Launcher:
                         "of their queues", self.requeued,
                         time.monotonic() - deadline + self.config.timeout_s,
                     )
-                # End those runs, so they do not finish after another process took
-                # the jobs (which would run them twice).
-                for p in busy:
-                    interrupt(p.thread)
             except TRANSIENT as exc:
-                log.error("could not push back %d running job(s) (%s); the janitor of "
-                          "another process will recover them", len(uows), exc)
+                log.error("could not push back the running job(s) (%s); the janitor of "
+                          "another process will recover them", exc)
         self.heartbeat.stop()
         self.heartbeat.clear()
         self._close_signal_pipe()
@@ -377,25 +355,6 @@ class Launcher:
                     "(%.0f MB, limit %d MB); left for the janitor, which counts a crash "
                     "for each", len(uows), self.config.timeout_s, rss_mb,
                     self.config.max_memory_mb)
-
-    def flush_acks(self, older_than: float = ACK_DELAY_S) -> int:
-        """Write the acknowledgements processors have held for ``older_than`` s.
-
-        A processor acknowledges its successes with its next fetch; while it runs a
-        long job after quick ones of the same batch, this (the main loop, ten times a
-        second) writes them, so finished jobs do not stay in flight.
-        """
-        taken = [(p, acks) for p in self.manager.processors if (acks := p.take_acks(older_than))]
-        if not taken:
-            return 0
-        every = fetch_order(acks for _, acks in taken)
-        try:
-            self.fetcher.ack_many(every)  # one round trip for all the processors
-        except TRANSIENT:
-            for p, acks in taken:
-                p.restore_acks(acks)  # each processor's next fetch carries its own
-            return 0
-        return len(every)
 
     # --- signals -------------------------------------------------------------
     def remote_signal(self, name: str) -> None:
@@ -466,7 +425,7 @@ class Launcher:
         self.start()
         while not self.stop_requested.is_set():
             time.sleep(0.1)
-            self.flush_acks()
+            self.manager.flush_acks()
             while self._os_signals:
                 self.handle_signal(self._os_signals.popleft())
             if self.quiet_requested.is_set() and not self.state.quiet.is_set():

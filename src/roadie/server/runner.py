@@ -1,6 +1,7 @@
 """Running one fetched job: decode it, run it (``roadie.execute``), log and count it,
 and hand what it led to to ``outcome.Outcomes`` (acknowledge, retry or bury, through
-Redis outages). ``Processor`` adds the loop that fetches."""
+Redis outages). A ``Processor`` has one ``JobRunner``; its ``Supply`` says which job
+comes next."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -23,9 +25,9 @@ from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.retry import safe_message
 from roadie.server.asyncloop import AsyncRunner
-from roadie.server.fetch import Fetcher, UnitOfWork
-from roadie.server.outage import Outage
+from roadie.server.fetch import UnitOfWork
 from roadie.server.outcome import Outcomes
+from roadie.server.pace import Pace
 from roadie.server.state import State
 
 log = logging.getLogger("roadie")
@@ -94,30 +96,38 @@ class Failed:
 
 
 class JobRunner:
-    """What a processor needs to run a job; ``Processor`` sets every attribute."""
+    """Runs one processor's jobs, one at a time, and hands each outcome to
+    ``outcomes``; the processor decides which job comes next."""
 
-    config: Config
-    keys: Keys
-    fetcher: Fetcher
-    state: State
-    hooks: Hooks
-    registry: Registry
-    outage: Outage
-    #: Where the outcome of each job is written.
-    outcomes: Outcomes
-    async_runner: Callable[[], AsyncRunner]
-    #: The processor thread's id in logs and the work hash.
-    tid: str
-    #: Moving average of this processor's job durations (s).
-    job_s: float
-    #: A slower one, which a few long runs of short jobs (a thread kept waiting for
-    #: the GIL) do not lift: it decides where the next batch is fetched.
-    job_steady_s: float
-    #: Set by the launcher when it has pushed the running job back at shutdown:
-    #: no outcome is written for it then.
-    abandoned: bool
-    #: The process that runs this processor (a job's forked child is another).
-    pid: int
+    def __init__(
+        self,
+        *,
+        config: Config,
+        keys: Keys,
+        state: State,
+        hooks: Hooks,
+        registry: Registry,
+        outcomes: Outcomes,
+        async_runner: Callable[[], AsyncRunner],
+        pace: Pace,
+        abandoned: threading.Event,
+    ) -> None:
+        self.config = config
+        self.keys = keys
+        self.state = state
+        self.hooks = hooks
+        self.registry = registry
+        self.outcomes = outcomes
+        self.async_runner = async_runner
+        #: Where each run's duration goes (it sizes the processor's next fetch).
+        self.pace = pace
+        #: Set by the manager when it has pushed the running job back at a hard
+        #: stop: no outcome is written for it then.
+        self.abandoned = abandoned
+        #: The processor thread's id in logs and the work hash (set when it starts).
+        self.tid = ""
+        #: The process that runs these jobs (a job's forked child is another).
+        self.pid = os.getpid()
 
     # --- one job ---------------------------------------------------------------
     def process(self, uow: UnitOfWork, *, defer_ack: bool = False,
@@ -134,13 +144,8 @@ class JobRunner:
         try:
             return self._process(uow, queue, defer_ack, payload)
         finally:
-            self._timed(t0)
+            self.pace.timed(t0)
             self.state.end_work(self.tid)
-
-    def _timed(self, t0: float) -> None:
-        took = time.monotonic() - t0
-        self.job_s += 0.25 * (took - self.job_s)
-        self.job_steady_s += 0.1 * (took - self.job_steady_s)
 
     async def run_async(self, uow: UnitOfWork, payload: pl.Payload, job_cls: type[Job],
                         args: list[Any]) -> Failed | UnitOfWork | None:
@@ -161,7 +166,7 @@ class JobRunner:
             exit_if_forked_child(self.pid)
             return Failed(run, exc, job_cls)
         finally:
-            self._timed(run.t0)
+            self.pace.timed(run.t0)
         exit_if_forked_child(self.pid)
         done = self._succeeded(run, defer_ack=True)
         self.state.end_work(self.tid)
@@ -172,6 +177,17 @@ class JobRunner:
             self._failed(failed.run, failed.exc, failed.job_cls)
         finally:
             self.state.end_work(self.tid)
+
+    def for_loop(
+        self, uow: UnitOfWork
+    ) -> tuple[pl.Payload | None, tuple[type[Job], list[Any]] | None]:
+        """The job's payload (None if malformed: ``process`` reports it), and its
+        class and arguments if it is to run on the event loop (``loop_ready``)."""
+        try:
+            payload = pl.decode(uow.raw)
+        except MalformedPayload:
+            return None, None
+        return payload, self.loop_ready(payload)
 
     def loop_ready(self, payload: pl.Payload) -> tuple[type[Job], list[Any]] | None:
         """The class and arguments of a job to run on the event loop: an ``async
@@ -218,7 +234,7 @@ class JobRunner:
 
     def _failed(self, run: Run, exc: BaseException, job_cls: type[Job] | None) -> None:
         payload = run.payload
-        if isinstance(exc, Shutdown) and self.abandoned:
+        if isinstance(exc, Shutdown) and self.abandoned.is_set():
             # The launcher pushed this job back and ended its run: no outcome.
             log.warning("%s %s interrupted by the shutdown; it was pushed back",
                         pl.display_class(payload), payload.get("jid"))
@@ -242,7 +258,7 @@ class JobRunner:
             log.info("done", extra={"roadie": run.ctx})
         self.state.count(failed=False, job_class=_metrics_class(run.payload),
                          ms=int(elapsed * 1000))
-        if defer_ack and not self.abandoned:
+        if defer_ack and not self.abandoned.is_set():
             return run.uow
         self.outcomes.succeeded(run.uow)
         return None

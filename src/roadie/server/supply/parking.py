@@ -27,19 +27,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 
-class IdleLanes:
-    """Shared by the processors of one process (``lanes`` of them)."""
+class Parking:
+    """Shared by the processors of one process (``processors`` of them)."""
 
-    def __init__(self, lanes: int) -> None:
+    def __init__(self, processors: int) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._lanes = lanes
+        self._processors = processors
         self._parked = 0
         #: Processors waiting on Redis, per queue key.
         self._watching: Counter[str] = Counter()
         self._watchers = 0
         #: Bumped to release every parked processor.
         self._epoch = 0
-        #: Lanes parked on an event loop (``park_on_loop``), with their loop.
+        #: Processors parked on an event loop (``park_on_loop``), with their loop.
         self._futures: dict[asyncio.Future[None], asyncio.AbstractEventLoop] = {}
 
     def park(self, key: str, quiet: threading.Event, limit_s: float) -> bool:
@@ -73,7 +73,7 @@ class IdleLanes:
         """Under the lock: whether a processor that ran dry on ``key`` waits here."""
         if quiet.is_set() or not self._watching[key]:
             return False
-        if self._parked + 1 + self._watchers >= self._lanes:
+        if self._parked + 1 + self._watchers >= self._processors:
             self._release()  # this was the last busy processor: all go to Redis
             return False
         return True
@@ -90,7 +90,7 @@ class IdleLanes:
         with self._cond:
             self._watching[key] += 1
             self._watchers += 1
-            if self._parked and self._parked + self._watchers >= self._lanes:
+            if self._parked and self._parked + self._watchers >= self._processors:
                 self._release()
         try:
             yield

@@ -1,4 +1,4 @@
-"""``roadie.server.idle.IdleLanes``: where processors wait when the queues run dry
+"""``roadie.server.supply.parking.Parking``: where processors wait when the queues run dry
 while their siblings still run jobs, with real threads."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from contextlib import contextmanager
 
 from helpers import wait_until
 
-from roadie.server.idle import IdleLanes
+from roadie.server.supply.parking import Parking
 
 LONG = 30.0  # a park limit no test reaches unless it means to
 
 
 @contextmanager
-def watcher(lanes: IdleLanes, key: str = "q") -> Iterator[threading.Event]:
+def watcher(lanes: Parking, key: str = "q") -> Iterator[threading.Event]:
     """A thread waiting on Redis for ``key`` until the event is set."""
     done = threading.Event()
     entered = threading.Event()
@@ -38,7 +38,7 @@ def watcher(lanes: IdleLanes, key: str = "q") -> Iterator[threading.Event]:
         thread.join(5.0)
 
 
-def parker(lanes: IdleLanes, quiet: threading.Event, key: str = "q",
+def parker(lanes: Parking, quiet: threading.Event, key: str = "q",
            limit_s: float = LONG) -> tuple[threading.Thread, list[bool]]:
     """A thread parking on ``key``; its result lands in the list."""
     got: list[bool] = []
@@ -48,11 +48,11 @@ def parker(lanes: IdleLanes, quiet: threading.Event, key: str = "q",
     return thread, got
 
 
-def parked(lanes: IdleLanes, n: int) -> Callable[[], bool]:
+def parked(lanes: Parking, n: int) -> Callable[[], bool]:
     return lambda: lanes.parked == n
 
 
-def parked_one(lanes: IdleLanes, quiet: threading.Event) -> tuple[threading.Thread, list[bool]]:
+def parked_one(lanes: Parking, quiet: threading.Event) -> tuple[threading.Thread, list[bool]]:
     """A thread that parks on "q" (while a watcher waits on it), once it has parked."""
     thread, got = parker(lanes, quiet)
     wait_until(parked(lanes, 1), message="the processor did not park")
@@ -60,7 +60,7 @@ def parked_one(lanes: IdleLanes, quiet: threading.Event) -> tuple[threading.Thre
 
 
 def test_the_first_to_run_dry_goes_to_redis_at_once() -> None:
-    lanes = IdleLanes(3)
+    lanes = Parking(3)
     quiet = threading.Event()
     assert lanes.park("q", quiet, LONG) is False  # nobody waits on Redis for "q" yet
     with watcher(lanes, "other"):  # a watcher of another queue does not count
@@ -69,7 +69,7 @@ def test_the_first_to_run_dry_goes_to_redis_at_once() -> None:
 
 
 def test_a_parked_processor_fetches_once_the_watcher_gets_a_job() -> None:
-    lanes = IdleLanes(4)  # 1 watching, 1 parked, 2 still running jobs
+    lanes = Parking(4)  # 1 watching, 1 parked, 2 still running jobs
     quiet = threading.Event()
     with watcher(lanes):
         thread, got = parked_one(lanes, quiet)
@@ -81,7 +81,7 @@ def test_a_parked_processor_fetches_once_the_watcher_gets_a_job() -> None:
 
 
 def test_the_last_busy_processor_releases_the_parked_ones() -> None:
-    lanes = IdleLanes(3)
+    lanes = Parking(3)
     quiet = threading.Event()
     with watcher(lanes):
         thread, got = parked_one(lanes, quiet)
@@ -92,7 +92,7 @@ def test_the_last_busy_processor_releases_the_parked_ones() -> None:
 
 
 def test_a_processor_turning_to_redis_can_leave_all_idle() -> None:
-    lanes = IdleLanes(3)
+    lanes = Parking(3)
     quiet = threading.Event()
     with watcher(lanes):
         thread, got = parked_one(lanes, quiet)
@@ -104,7 +104,7 @@ def test_a_processor_turning_to_redis_can_leave_all_idle() -> None:
 
 
 def test_a_park_ends_after_its_limit() -> None:
-    lanes = IdleLanes(3)
+    lanes = Parking(3)
     quiet = threading.Event()
     with watcher(lanes):
         t0 = time.monotonic()
@@ -113,7 +113,7 @@ def test_a_park_ends_after_its_limit() -> None:
 
 
 def test_quiet_wakes_every_parked_processor_and_none_parks_after() -> None:
-    lanes = IdleLanes(5)
+    lanes = Parking(5)
     quiet = threading.Event()
     with watcher(lanes):
         threads = [parker(lanes, quiet) for _ in range(2)]
@@ -128,7 +128,7 @@ def test_quiet_wakes_every_parked_processor_and_none_parks_after() -> None:
 
 
 def test_a_lane_parks_on_its_event_loop_until_released() -> None:
-    lanes = IdleLanes(4)
+    lanes = Parking(4)
     quiet = threading.Event()
 
     async def lane() -> tuple[int, int]:
@@ -147,7 +147,7 @@ def test_a_lane_parks_on_its_event_loop_until_released() -> None:
 
 
 def test_a_lane_parked_on_the_loop_is_counted_until_unparked_after_its_limit() -> None:
-    lanes = IdleLanes(4)
+    lanes = Parking(4)
     quiet = threading.Event()
 
     async def lane() -> list[int]:
@@ -166,7 +166,7 @@ def test_a_lane_parked_on_the_loop_is_counted_until_unparked_after_its_limit() -
 
 
 def test_no_lane_parks_on_the_loop_without_a_watcher_or_when_it_is_the_last() -> None:
-    lanes = IdleLanes(2)
+    lanes = Parking(2)
     quiet = threading.Event()
 
     async def lane() -> object:
@@ -179,7 +179,7 @@ def test_no_lane_parks_on_the_loop_without_a_watcher_or_when_it_is_the_last() ->
 
 
 def test_releasing_a_lane_whose_loop_has_closed_is_harmless() -> None:
-    lanes = IdleLanes(4)
+    lanes = Parking(4)
     quiet = threading.Event()
     loop = asyncio.new_event_loop()
 

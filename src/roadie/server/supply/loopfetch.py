@@ -2,7 +2,7 @@
 
 A processor running async jobs hands its batch to the loop (``stretch.py``); one
 running sync jobs of ``PREFETCH_MIN_S`` or more asks the loop from its thread
-(``Processor._refill_soon``). Either way, when the last job but one of the batch
+(``Supply.before_sync_job``). Either way, when the last job but one of the batch
 starts, the next batch is fetched here, on the loop, on its own connection
 (``roadie.redis.loop``), so that no processor thread makes that round trip between
 two jobs (at ``-c 100`` a thread waited several ms for the GIL to make it, and
@@ -10,7 +10,7 @@ threads waking up for it cost the loop a third of its time). Processors whose
 batches run out together (jobs of the same length, started together) are served by
 one round trip: requests that arrive while a fetch is under way wait for the next
 one, which takes jobs for all of them and deals them out in turn, as
-``processor.deal`` does at start. Their pending acknowledgements ride on that round
+``deal.deal`` does at start. Their pending acknowledgements ride on that round
 trip.
 """
 
@@ -21,24 +21,22 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from roadie.redis.loop import LoopRedis
-from roadie.server.fetch import fetch_order
+from roadie.server.asyncloop import AsyncRunner
+from roadie.server.fetch import Fetcher, fetch_order
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.state import State
-
-if TYPE_CHECKING:
-    from roadie.server.asyncloop import AsyncRunner
-    from roadie.server.fetch import Fetcher
-    from roadie.server.stretch import LoopLane
+from roadie.server.supply.deal import deal_out
+from roadie.server.supply.supply import Supply
 
 log = logging.getLogger("roadie")
 
 
 @dataclass(slots=True)
 class _Request:
-    processor: LoopLane
+    supply: Supply
     want: int
     done: asyncio.Future[bool]
 
@@ -62,12 +60,12 @@ class LoopFetcher:
         #: Round trips made (for tests and benchmarks).
         self.fetches = 0
 
-    async def refill(self, processor: LoopLane, want: int) -> bool:
-        """Fetch up to ``want`` jobs into ``processor.batch``, together with any other
+    async def refill(self, supply: Supply, want: int) -> bool:
+        """Fetch up to ``want`` jobs into ``supply.batch``, together with any other
         processor asking meanwhile. False if it could not be done here (no client,
         Redis away): the processor's thread fetches, and reports, itself."""
         loop = asyncio.get_running_loop()
-        request = _Request(processor, want, loop.create_future())
+        request = _Request(supply, want, loop.create_future())
         self._waiting.append(request)
         if not self._busy:
             self._busy = True
@@ -83,13 +81,13 @@ class LoopFetcher:
             runner = self.runner()
             self._spawn(runner, runner.connected)
 
-    def refill_soon(self, processor: LoopLane, want: int, done: threading.Event) -> None:
+    def refill_soon(self, supply: Supply, want: int, done: threading.Event) -> None:
         """From a processor thread about to run the last job but one of its batch (a
         sync job): fetch its next batch on the loop while its jobs run, so that the
         thread finds it waiting instead of making a round trip between two jobs.
         ``done`` is set when that fetch is over, whatever came of it."""
         try:
-            self._spawn(self.runner(), lambda: self._refill_then(processor, want, done))
+            self._spawn(self.runner(), lambda: self._refill_then(supply, want, done))
         except RuntimeError:  # the loop is closed: the process is stopping
             done.set()
 
@@ -105,11 +103,11 @@ class LoopFetcher:
 
         runner.loop.call_soon_threadsafe(start)
 
-    async def _refill_then(self, processor: LoopLane, want: int,
+    async def _refill_then(self, supply: Supply, want: int,
                            done: threading.Event) -> None:
         try:
-            if not processor.abandoned and not self.state.quiet.is_set():
-                await self.refill(processor, want)
+            if not supply.abandoned.is_set() and not self.state.quiet.is_set():
+                await self.refill(supply, want)
         finally:
             done.set()
 
@@ -144,7 +142,7 @@ class LoopFetcher:
         execute = await self._execute()
         if execute is None:
             return False
-        acks = [(r.processor, r.processor.take_acks()) for r in requests]
+        acks = [(r.supply, r.supply.acks.take()) for r in requests]
         total = sum(r.want for r in requests)
         # Each processor alone takes at most one job per `concurrency` in the queue
         # (fetch.lua's share); k processors together take k times that.
@@ -155,8 +153,8 @@ class LoopFetcher:
                 skip=self.state.paused, share=share)
         except BaseException as exc:
             # Removing a job from the in-flight list twice is harmless: try again.
-            for p, taken in acks:
-                p.restore_acks(taken)
+            for supply, taken in acks:
+                supply.acks.restore(taken)
             if isinstance(exc, TRANSIENT):
                 self.outage.failed(exc, "fetch")
             elif isinstance(exc, Exception):
@@ -167,25 +165,6 @@ class LoopFetcher:
             return False
         self.fetches += 1
         self.outage.ok()
-        deal_out(got, [(r.processor, r.want) for r in requests])
+        deal_out(got, [(r.supply, r.want) for r in requests])
         return True
 
-
-def deal_out(jobs: list[Any], takers: list[tuple[LoopLane, int]]) -> None:
-    """Append ``jobs`` (oldest first) to the takers' batches in turn, each up to the
-    number it wants; a taker that gets fewer is marked as draining."""
-    given = [0] * len(takers)
-    it = iter(jobs)
-    for turn in range(max((w for _, w in takers), default=0)):
-        for i, (p, want) in enumerate(takers):
-            if want > turn:
-                uow = next(it, None)
-                if uow is None:
-                    break
-                p.batch.append(uow)
-                given[i] += 1
-        else:
-            continue
-        break
-    for (p, want), n in zip(takers, given, strict=True):
-        p.note_fetched(n, want)
