@@ -8,7 +8,7 @@ This runs the same bodies, one after another in each of C lanes, three ways:
 - ``tasks``: C asyncio tasks awaiting ``asyncio.sleep(0.01)`` on one loop (the floor
   of any framework that runs async jobs as tasks on the loop);
 - ``hand-off``: C threads each handing its coroutine to one event loop thread and
-  waiting for it (roadie's ``AsyncRunner``): the floor of roadie's way of running
+  waiting for it (roadie's ``LoopThread``): the floor of roadie's way of running
   ``async def`` jobs today.
 
 Each at 1 process x C and at 2 processes x C/2 (started together; timed from the
@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from roadie.server.asyncloop import AsyncRunner, new_event_loop
+from roadie.server.asyncloop import LoopThread, new_event_loop
 
 JOBS = 2000
 WAYS = ("threads", "tasks", "hand-off")
@@ -78,7 +78,7 @@ def child(way: str, concurrency: int, jobs: int) -> tuple[float, float]:
         finally:
             loop.close()
     else:
-        runner = AsyncRunner("auto")
+        runner = LoopThread("auto")
 
         async def body() -> None:
             started = time.time()

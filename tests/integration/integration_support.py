@@ -16,7 +16,7 @@ from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.fetch import Fetcher
 from roadie.server.outage import Outage
-from roadie.server.processor import AsyncRunner, Processor
+from roadie.server.processor import LoopThread, Processor
 from roadie.server.state import State
 
 IDENTITY = "testhost:4242:abcdefabcdef"
@@ -73,21 +73,21 @@ class CommandLog:
                 seen.append(words)
 
 
-class AsyncRunners:
-    """Hands out one lazily-started ``AsyncRunner`` (as the launcher does)."""
+class LoopThreads:
+    """Hands out one lazily-started ``LoopThread`` (as the launcher does)."""
 
     def __init__(self) -> None:
-        self.runner: AsyncRunner | None = None
+        self.loop_thread: LoopThread | None = None
 
-    def __call__(self) -> AsyncRunner:
-        if self.runner is None:
-            self.runner = AsyncRunner()
-        return self.runner
+    def __call__(self) -> LoopThread:
+        if self.loop_thread is None:
+            self.loop_thread = LoopThread()
+        return self.loop_thread
 
     def stop(self) -> None:
-        if self.runner is not None:
-            self.runner.stop()
-            self.runner.thread.join(5)
+        if self.loop_thread is not None:
+            self.loop_thread.stop()
+            self.loop_thread.thread.join(5)
 
 
 def make_processor(
@@ -96,7 +96,7 @@ def make_processor(
     registry: Registry,
     *,
     hooks: Hooks | None = None,
-    async_runner: Callable[[], AsyncRunner] | None = None,
+    loop_thread: Callable[[], LoopThread] | None = None,
     identity: str = IDENTITY,
 ) -> Processor:
     """A processor wired like the launcher wires one, but not started."""
@@ -110,13 +110,13 @@ def make_processor(
         hooks=hooks or Hooks(),
         registry=registry,
         outage=Outage("redis://test"),
-        async_runner=async_runner or AsyncRunners(),
+        loop_thread=loop_thread or LoopThreads(),
     )
 
 
 @contextmanager
 def started_processors(
-    r: redis.Redis, config: Config, registry: Registry, runners: Callable[[], AsyncRunner]
+    r: redis.Redis, config: Config, registry: Registry, loop_threads: Callable[[], LoopThread]
 ) -> Iterator[Callable[..., Processor]]:
     """A function that starts a processor thread (concurrency 1 unless told, optional
     hooks); every processor it started is quieted and joined at the end."""
@@ -124,7 +124,7 @@ def started_processors(
 
     def make(hooks: Hooks | None = None, **changes: Any) -> Processor:
         proc = make_processor(r, config.replace(**{"concurrency": 1, **changes}), registry,
-                              hooks=hooks, async_runner=runners)
+                              hooks=hooks, loop_thread=loop_threads)
         started.append(proc)
         proc.start()
         return proc

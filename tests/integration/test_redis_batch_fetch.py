@@ -14,7 +14,7 @@ import redis
 from helpers import wait_until
 from integration_support import (
     IDENTITY,
-    AsyncRunners,
+    LoopThreads,
     loads,
     make_processor,
     started_processors,
@@ -48,10 +48,10 @@ pytestmark = pytest.mark.usefixtures("client")
 @pytest.fixture
 def start(r: redis.Redis, config: Config, registry: Registry) -> Iterator[Callable[..., Processor]]:
     """Start one processor thread (concurrency 1 unless told): stopped by quiet."""
-    runners = AsyncRunners()
-    with started_processors(r, config, registry, runners) as make:
+    loop_threads = LoopThreads()
+    with started_processors(r, config, registry, loop_threads) as make:
         yield make
-    runners.stop()
+    loop_threads.stop()
 
 
 # --- fetch.lua ---------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_deal_starts_the_first_async_jobs_on_the_loop_before_any_thread_runs(
         assert sorted(raw for p in procs for raw in p.supply.acks.raws) == sorted(
             r.lrange(f"roadie:inflight:{launcher.identity}", 0, -1))
     finally:
-        launcher._async_runner().stop()
+        launcher._loop_thread().stop()
         for p in procs:
             p.fetcher.redis.close()
 

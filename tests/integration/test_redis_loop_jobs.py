@@ -19,7 +19,7 @@ import redis
 from helpers import wait_until
 from integration_support import (
     IDENTITY,
-    AsyncRunners,
+    LoopThreads,
     loads,
     make_processor,
     started_processors,
@@ -32,7 +32,7 @@ from roadie.middleware import Hooks
 from roadie.redis.connection import connect_async
 from roadie.registry import Registry
 from roadie.retry import malformed_original
-from roadie.server.asyncloop import AsyncRunner
+from roadie.server.asyncloop import LoopThread
 from roadie.server.processor import Processor
 from roadie.server.supply.loopfetch import LoopFetcher
 from roadie.server.supply.supply import PREFETCH_MIN_S
@@ -43,38 +43,38 @@ LOOP = "roadie.asyncio"
 pytestmark = pytest.mark.usefixtures("client")
 
 
-class CountingRunners(AsyncRunners):
+class CountingLoopThreads(LoopThreads):
     """Counts the hand-offs from processor threads to the event loop."""
 
     def __init__(self) -> None:
         super().__init__()
         self.handoffs = 0
 
-    def __call__(self) -> AsyncRunner:
+    def __call__(self) -> LoopThread:
         runner = super().__call__()
         self.handoffs += 1
         return runner
 
 
 @pytest.fixture
-def runners() -> Iterator[CountingRunners]:
-    runners = CountingRunners()
-    yield runners
-    runners.stop()
+def loop_threads() -> Iterator[CountingLoopThreads]:
+    loop_threads = CountingLoopThreads()
+    yield loop_threads
+    loop_threads.stop()
 
 
 @pytest.fixture
 def start(
-    r: redis.Redis, config: Config, registry: Registry, runners: CountingRunners
+    r: redis.Redis, config: Config, registry: Registry, loop_threads: CountingLoopThreads
 ) -> Iterator[Callable[..., Processor]]:
     """Start one processor thread (concurrency 1), stopped by quiet at teardown."""
-    with started_processors(r, config, registry, runners) as make:
+    with started_processors(r, config, registry, loop_threads) as make:
         yield make
 
 
 @pytest.mark.speedup("batch", "loop_fetch")
 def test_a_batch_of_async_jobs_is_handed_to_the_loop_once(
-    r: redis.Redis, registry: Registry, runners: CountingRunners,
+    r: redis.Redis, registry: Registry, loop_threads: CountingLoopThreads,
     start: Callable[..., Processor],
 ) -> None:
     ran: list[tuple[int, str]] = []
@@ -90,13 +90,13 @@ def test_a_batch_of_async_jobs_is_handed_to_the_loop_once(
                message="the batch did not run and get acknowledged")
 
     assert ran == [(i, LOOP) for i in range(6)]
-    assert runners.handoffs == 1  # one fetch of six, one hand-off for the six
+    assert loop_threads.handoffs == 1  # one fetch of six, one hand-off for the six
     assert proc.state.take_counts() == (6, 0)
 
 
 @pytest.mark.speedup("batch")
 def test_the_thread_fetches_the_next_batch_while_the_loop_runs_the_last_job(
-    r: redis.Redis, registry: Registry, runners: CountingRunners,
+    r: redis.Redis, registry: Registry, loop_threads: CountingLoopThreads,
     start: Callable[..., Processor],
 ) -> None:
     ran: list[int] = []
@@ -118,23 +118,23 @@ def test_the_thread_fetches_the_next_batch_while_the_loop_runs_the_last_job(
                message="the two batches did not run")
 
     assert ran == list(range(9))
-    assert runners.handoffs == 1  # the loop went on from one batch to the next
+    assert loop_threads.handoffs == 1  # the loop went on from one batch to the next
 
 
 @pytest.fixture
-def loop_runner(config: Config) -> Iterator[AsyncRunner]:
+def loop_thread(config: Config) -> Iterator[LoopThread]:
     """An event loop thread with a Redis client of its own, as the launcher makes it."""
-    runner = AsyncRunner(connect=partial(connect_async, config))
+    runner = LoopThread(connect=partial(connect_async, config))
     yield runner
     runner.stop()
     runner.thread.join(5)
 
 
 def loop_fetching(r: redis.Redis, config: Config, registry: Registry,
-                  runner: AsyncRunner) -> Processor:
+                  runner: LoopThread) -> Processor:
     """A processor (concurrency 1, not started) whose next batches the loop fetches."""
     proc = make_processor(r, config.replace(concurrency=1), registry,
-                          async_runner=lambda: runner)
+                          loop_thread=lambda: runner)
     proc.supply.loop_fetch = LoopFetcher(proc.fetcher, lambda: runner, proc.state,
                                          proc.outage, 1)
     return proc
@@ -158,10 +158,10 @@ def run_until(proc: Processor, done: Callable[[], bool], message: str) -> None:
 
 
 def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
-    r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
+    r: redis.Redis, config: Config, registry: Registry, loop_thread: LoopThread,
 ) -> None:
     ran: list[int] = []
-    proc = loop_fetching(r, config, registry, loop_runner)
+    proc = loop_fetching(r, config, registry, loop_thread)
     thread_fetches: list[int] = []
     proc.supply.prefetch = lambda: thread_fetches.append(1)  # type: ignore[method-assign]
 
@@ -184,10 +184,10 @@ def test_the_loop_fetches_the_next_batch_itself_and_the_thread_sleeps(
 
 @pytest.mark.speedup("batch", "loop_fetch", "refill")
 def test_sync_jobs_get_their_next_batch_from_the_loop_while_the_last_ones_run(
-    r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
+    r: redis.Redis, config: Config, registry: Registry, loop_thread: LoopThread,
 ) -> None:
     ran: list[int] = []
-    proc = loop_fetching(r, config, registry, loop_runner)
+    proc = loop_fetching(r, config, registry, loop_thread)
     thread_fetches: list[int] = []
     own_fetch = proc.supply._fetch
 
@@ -216,11 +216,11 @@ def test_sync_jobs_get_their_next_batch_from_the_loop_while_the_last_ones_run(
 
 
 def test_processors_running_out_together_share_one_round_trip(
-    r: redis.Redis, config: Config, registry: Registry, loop_runner: AsyncRunner,
+    r: redis.Redis, config: Config, registry: Registry, loop_thread: LoopThread,
 ) -> None:
     conf = config.replace(concurrency=2)
     a, b = (make_processor(r, conf, registry) for _ in range(2))
-    fetcher = LoopFetcher(a.fetcher, lambda: loop_runner, a.state, a.outage, 2)
+    fetcher = LoopFetcher(a.fetcher, lambda: loop_thread, a.state, a.outage, 2)
     r.lpush("queue:default", *[f"j{i}".encode() for i in range(10)])
     r.lpush(INFLIGHT, b"done-a", b"done-b")
     a.supply.acks.restore([b"done-a"])
@@ -229,7 +229,7 @@ def test_processors_running_out_together_share_one_round_trip(
     async def both() -> list[bool]:
         return list(await asyncio.gather(fetcher.refill(a.supply, 3), fetcher.refill(b.supply, 3)))
 
-    assert loop_runner.run(both()) == [True, True]
+    assert loop_thread.run(both()) == [True, True]
 
     assert fetcher.fetches == 1
     assert [u.raw for u in a.supply.batch] == [b"j0", b"j2", b"j4"]
@@ -243,7 +243,7 @@ def test_processors_running_out_together_share_one_round_trip(
 def test_a_failed_loop_fetch_keeps_the_acks_and_lets_the_thread_fetch(
     r: redis.Redis, config: Config, registry: Registry,
 ) -> None:
-    down = AsyncRunner(connect=partial(connect_async, config.replace(
+    down = LoopThread(connect=partial(connect_async, config.replace(
         redis_url="redis://127.0.0.1:1/0", connect_timeout_s=0.5)))
     try:
         proc = make_processor(r, config, registry)
@@ -298,7 +298,7 @@ def test_a_mixed_batch_runs_every_job_once_where_it_belongs(
 
 
 def test_server_middleware_still_wraps_async_jobs(
-    r: redis.Redis, registry: Registry, runners: CountingRunners,
+    r: redis.Redis, registry: Registry, loop_threads: CountingLoopThreads,
     start: Callable[..., Processor],
 ) -> None:
     events: list[tuple[str, Any]] = []
@@ -322,7 +322,7 @@ def test_server_middleware_still_wraps_async_jobs(
 
     assert events == [("before", 0), ("run", LOOP), ("after", 0),
                       ("before", 1), ("run", LOOP), ("after", 1)]
-    assert runners.handoffs == 2  # one per job: a middleware wraps a synchronous call
+    assert loop_threads.handoffs == 2  # one per job: a middleware wraps a synchronous call
 
 
 def test_quiet_during_an_async_job_pushes_back_the_rest_of_its_batch(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis
-from integration_support import IDENTITY, AsyncRunners, make_processor
+from integration_support import IDENTITY, LoopThreads, make_processor
 
 from roadie.api import Metrics
 from roadie.client import Client
@@ -49,9 +49,9 @@ def registry() -> Registry:
 
 @pytest.fixture
 def proc(r: redis.Redis, config: Config, registry: Registry) -> Iterator[Processor]:
-    runners = AsyncRunners()
-    yield make_processor(r, config, registry, async_runner=runners)
-    runners.stop()
+    loop_threads = LoopThreads()
+    yield make_processor(r, config, registry, loop_thread=loop_threads)
+    loop_threads.stop()
 
 
 def heartbeat(r: redis.Redis, config: Config, state: State) -> Heartbeat:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from integration_support import IDENTITY, AsyncRunners, loads, make_processor
+from integration_support import IDENTITY, LoopThreads, loads, make_processor
 
 from roadie.client import Client
 from roadie.config import Config
@@ -26,9 +26,9 @@ INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
 @pytest.fixture
 def proc(r: redis.Redis, config: Config, registry: Registry, hooks: Hooks) -> Iterator[Processor]:
-    runners = AsyncRunners()
-    yield make_processor(r, config, registry, hooks=hooks, async_runner=runners)
-    runners.stop()
+    loop_threads = LoopThreads()
+    yield make_processor(r, config, registry, hooks=hooks, loop_thread=loop_threads)
+    loop_threads.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from integration_support import IDENTITY, AsyncRunners, loads, make_processor
+from integration_support import IDENTITY, LoopThreads, loads, make_processor
 
 import roadie.current
 from roadie.client import Client
@@ -60,9 +60,9 @@ def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
 
 @pytest.fixture
 def proc(r: redis.Redis, config: Config, registry: Registry, hooks: Hooks) -> Iterator[Processor]:
-    runners = AsyncRunners()
-    yield make_processor(r, config, registry, hooks=hooks, async_runner=runners)
-    runners.stop()
+    loop_threads = LoopThreads()
+    yield make_processor(r, config, registry, hooks=hooks, loop_thread=loop_threads)
+    loop_threads.stop()
 
 
 def run_one(proc: Processor) -> None:

@@ -27,7 +27,7 @@ from roadie.registry import Registry
 from roadie.server.fetch import Fetcher
 from roadie.server.heartbeat import Heartbeat
 from roadie.server.outage import Outage
-from roadie.server.processor import AsyncRunner, Processor
+from roadie.server.processor import LoopThread, Processor
 from roadie.server.state import State
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -81,11 +81,11 @@ def run_one(r: redis.Redis, config: Config, ran: Ran) -> None:
     """Fetch one job and run it through a processor wired as the launcher does."""
     keys = Keys(config.namespace)
     fetcher = Fetcher(r, config, keys, IDENTITY)
-    runner: list[AsyncRunner] = []
+    loop_threads: list[LoopThread] = []
     processor = Processor(
         0, config=config, keys=keys, fetcher=fetcher, state=State(IDENTITY), hooks=Hooks(),
         registry=ran.registry, outage=Outage("redis://test"),
-        async_runner=lambda: runner[0],
+        loop_thread=lambda: loop_threads[0],
     )
     [uow] = fetcher.fetch(1)
     processor.runner.process(uow)

@@ -87,9 +87,9 @@ def test_event_loop_uvloop_without_uvloop_says_how_to_fix(
                                               ("asyncio", "asyncio")])
 def test_async_jobs_run_on_the_configured_event_loop(kind: str, module: str) -> None:
     pytest.importorskip("uvloop")  # a dependency of roadie except on Windows
-    from roadie.server.asyncloop import AsyncRunner
+    from roadie.server.asyncloop import LoopThread
 
-    runner = AsyncRunner(kind)
+    runner = LoopThread(kind)
     try:
         async def loop_module() -> str:
             return type(asyncio.get_running_loop()).__module__.split(".")[0]

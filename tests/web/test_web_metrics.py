@@ -19,7 +19,7 @@ from roadie.registry import Registry
 from roadie.server.fetch import Fetcher
 from roadie.server.heartbeat import Heartbeat
 from roadie.server.outage import Outage
-from roadie.server.processor import AsyncRunner, Processor
+from roadie.server.processor import LoopThread, Processor
 from roadie.server.state import State
 
 IDENTITY = "webhost:77:abcdefabcdef"
@@ -45,7 +45,7 @@ def record(r: redis.Redis, config: Config) -> None:
     state = State(IDENTITY)
     proc = Processor(0, config=config, keys=KEYS, fetcher=Fetcher(r, config, KEYS, IDENTITY),
                      state=state, hooks=Hooks(), registry=reg,
-                     outage=Outage("redis://test"), async_runner=AsyncRunner)
+                     outage=Outage("redis://test"), loop_thread=LoopThread)
     while got := proc.fetcher.fetch(1):
         proc.runner.process(got[0])
     hb = Heartbeat(r, config, KEYS, state, Outage("redis://test"),

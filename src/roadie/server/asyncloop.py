@@ -93,7 +93,7 @@ def wake_up(lock: threading.Lock) -> None:
         lock.release()
 
 
-class AsyncRunner:
+class LoopThread:
     """One event loop thread on which every ``async def perform`` runs."""
 
     def __init__(self, kind: str = "auto",
@@ -134,7 +134,7 @@ class AsyncRunner:
     async def client(self) -> Any:
         """The loop's own Redis client (``redis.asyncio``), made on first use, with
         which processors fetch while their async jobs run (no thread wakes up for
-        it); None when this runner has none or it could not be made."""
+        it); None when this loop thread has none or it could not be made."""
         if self._connect is None:
             return None
         if self._client is None:

@@ -38,7 +38,7 @@ from roadie.redis.connection import (
 from roadie.redis.dedicated import DedicatedRedis
 from roadie.registry import Registry, default_registry
 from roadie.schedule import Schedules, default_schedules
-from roadie.server.asyncloop import AsyncRunner
+from roadie.server.asyncloop import LoopThread
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.heartbeat import Heartbeat, rss_kb
 from roadie.server.janitor import Janitor
@@ -90,7 +90,7 @@ class Launcher:
         self.fetcher = Fetcher(self.redis, config, self.keys, self.state.identity)
         self.parking = Parking(config.concurrency)
         self.background_stop = threading.Event()
-        self._async: AsyncRunner | None = None
+        self._async: LoopThread | None = None
         self._loop_fetcher: LoopFetcher | None = None
         self._async_lock = threading.Lock()
         self.heartbeat = Heartbeat(
@@ -138,13 +138,13 @@ class Launcher:
     def _held(self) -> set[bytes]:
         return self.manager.held()
 
-    def _async_runner(self) -> AsyncRunner:
+    def _loop_thread(self) -> LoopThread:
         if self._async is None:
             with self._async_lock:
                 if self._async is None:
                     # With a Redis client of its own, the loop fetches for the
                     # processors running async jobs: no thread wakes up for it.
-                    self._async = AsyncRunner(self.config.event_loop,
+                    self._async = LoopThread(self.config.event_loop,
                                               connect=partial(connect_async, self.config))
         return self._async
 
@@ -152,7 +152,7 @@ class Launcher:
         """The fetcher on the event loop, shared by the processors (the loop itself
         starts when it is first needed)."""
         if self._loop_fetcher is None:
-            self._loop_fetcher = LoopFetcher(self.fetcher, self._async_runner, self.state,
+            self._loop_fetcher = LoopFetcher(self.fetcher, self._loop_thread, self.state,
                                              self.outage, self.config.concurrency)
         return self._loop_fetcher
 
@@ -166,7 +166,7 @@ class Launcher:
         return Processor(
             index, config=self.config, keys=self.keys, fetcher=fetcher,
             state=self.state, hooks=self.hooks, registry=self.registry,
-            outage=self.outage, async_runner=self._async_runner,
+            outage=self.outage, loop_thread=self._loop_thread,
             siblings=self.manager.supplies,
             gate=self.manager.started if speedup("start_together") else None,
             loop_fetch=self._loop_fetch() if speedup("loop_fetch") else None,
@@ -236,7 +236,7 @@ class Launcher:
         if self.registry.has_async:
             # Connect the loop's client now: made on the first fetch, it stalled
             # every async job for a few ms.
-            self._async_runner().warm()
+            self._loop_thread().warm()
         # The background threads start first: their first steps do not run while
         # the first jobs do.
         self.heartbeat.start()

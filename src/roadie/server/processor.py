@@ -13,7 +13,7 @@ from roadie.keys import Keys
 from roadie.log import tid as make_tid
 from roadie.middleware import Hooks
 from roadie.registry import Registry
-from roadie.server.asyncloop import AsyncRunner
+from roadie.server.asyncloop import LoopThread
 from roadie.server.fetch import Fetcher, UnitOfWork
 from roadie.server.outage import TRANSIENT, Backoff, Outage
 from roadie.server.outcome import Outcomes
@@ -59,7 +59,7 @@ class Processor:
         hooks: Hooks,
         registry: Registry,
         outage: Outage,
-        async_runner: Callable[[], AsyncRunner],
+        loop_thread: Callable[[], LoopThread],
         siblings: Callable[[], Sequence[Supply]] | None = None,
         gate: threading.Event | None = None,
         loop_fetch: LoopRefills | None = None,
@@ -92,10 +92,10 @@ class Processor:
         )
         self.runner = JobRunner(
             config=config, keys=keys, state=state, hooks=hooks, registry=registry,
-            outcomes=self.outcomes, async_runner=async_runner, pace=self.pace,
+            outcomes=self.outcomes, loop_thread=loop_thread, pace=self.pace,
             abandoned=self.abandoned,
         )
-        self.loop_side = LoopSide(self.supply, self.runner, async_runner, self.abandoned)
+        self.loop_side = LoopSide(self.supply, self.runner, loop_thread, self.abandoned)
         self.registry = registry
         self.thread = threading.Thread(
             target=self.run, name=f"roadie.processor-{index}", daemon=True

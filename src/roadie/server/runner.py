@@ -24,7 +24,7 @@ from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.retry import safe_message
-from roadie.server.asyncloop import AsyncRunner
+from roadie.server.asyncloop import LoopThread
 from roadie.server.fetch import UnitOfWork
 from roadie.server.outcome import Outcomes
 from roadie.server.pace import Pace
@@ -108,7 +108,7 @@ class JobRunner:
         hooks: Hooks,
         registry: Registry,
         outcomes: Outcomes,
-        async_runner: Callable[[], AsyncRunner],
+        loop_thread: Callable[[], LoopThread],
         pace: Pace,
         abandoned: threading.Event,
     ) -> None:
@@ -118,7 +118,7 @@ class JobRunner:
         self.hooks = hooks
         self.registry = registry
         self.outcomes = outcomes
-        self.async_runner = async_runner
+        self.loop_thread = loop_thread
         #: Where each run's duration goes (it sizes the processor's next fetch).
         self.pace = pace
         #: Set by the manager when it has pushed the running job back at a hard
@@ -266,4 +266,4 @@ class JobRunner:
     def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """An ``async def perform`` with server middleware, from this thread: on the
         process's event loop, this thread waiting for it."""
-        return self.async_runner().run(coroutine)
+        return self.loop_thread().run(coroutine)

@@ -14,7 +14,7 @@ from roadie import payload as pl
 from roadie.errors import Shutdown
 from roadie.job import Job
 from roadie.log import tid as make_tid
-from roadie.server.asyncloop import AsyncRunner, Pending, wake_up
+from roadie.server.asyncloop import LoopThread, Pending, wake_up
 from roadie.server.fetch import UnitOfWork
 from roadie.server.runner import Failed, JobRunner
 from roadie.server.supply.supply import Supply
@@ -31,10 +31,10 @@ class LoopSide:
     """Runs stretches of one processor's async jobs on the event loop."""
 
     def __init__(self, supply: Supply, runner: JobRunner,
-                 async_runner: Callable[[], AsyncRunner], abandoned: threading.Event) -> None:
+                 loop_thread: Callable[[], LoopThread], abandoned: threading.Event) -> None:
         self.supply = supply
         self.runner = runner
-        self.async_runner = async_runner
+        self.loop_thread = loop_thread
         self.abandoned = abandoned
         #: A stretch started before the processor's thread ran (``start_first``).
         self.first: Pending | None = None
@@ -52,7 +52,7 @@ class LoopSide:
                args: list[Any]) -> Pending:
         self._wake = wake = threading.Lock()
         wake.acquire()
-        return self.async_runner().start(self._stretch(uow, payload, job_cls, args), wake)
+        return self.loop_thread().start(self._stretch(uow, payload, job_cls, args), wake)
 
     def start_first(self, native_id: int | None) -> None:
         """At start, from the thread that dealt the first jobs (``deal``), before the

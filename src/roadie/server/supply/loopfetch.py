@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from roadie.redis.loop import LoopRedis
-from roadie.server.asyncloop import AsyncRunner
+from roadie.server.asyncloop import LoopThread
 from roadie.server.fetch import Fetcher, fetch_order
 from roadie.server.outage import TRANSIENT, Outage
 from roadie.server.state import State
@@ -44,10 +44,10 @@ class _Request:
 class LoopFetcher:
     """One per process; used only on the event loop's thread."""
 
-    def __init__(self, fetcher: Fetcher, runner: Callable[[], AsyncRunner], state: State,
+    def __init__(self, fetcher: Fetcher, loop_thread: Callable[[], LoopThread], state: State,
                  outage: Outage, concurrency: int) -> None:
         self.fetcher = fetcher  # for its queue order and keys; its connection is unused
-        self.runner = runner  # the process's event loop, started on first use
+        self.loop_thread = loop_thread  # the process's event loop, started on first use
         self.state = state
         self.outage = outage
         self.concurrency = concurrency
@@ -78,8 +78,8 @@ class LoopFetcher:
         finds its jobs long enough to fetch for them there)."""
         if not self._warming:
             self._warming = True
-            runner = self.runner()
-            self._spawn(runner, runner.connected)
+            loop_thread = self.loop_thread()
+            self._spawn(loop_thread, loop_thread.connected)
 
     def refill_soon(self, supply: Supply, want: int, done: threading.Event) -> None:
         """From a processor thread about to run the last job but one of its batch (a
@@ -87,21 +87,21 @@ class LoopFetcher:
         thread finds it waiting instead of making a round trip between two jobs.
         ``done`` is set when that fetch is over, whatever came of it."""
         try:
-            self._spawn(self.runner(), lambda: self._refill_then(supply, want, done))
+            self._spawn(self.loop_thread(), lambda: self._refill_then(supply, want, done))
         except RuntimeError:  # the loop is closed: the process is stopping
             done.set()
 
-    def _spawn(self, runner: AsyncRunner,
+    def _spawn(self, loop_thread: LoopThread,
                coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """From any thread: run ``coro()`` as a task of the loop, referenced until it
         ends."""
 
         def start() -> None:
-            task = runner.loop.create_task(coro())
+            task = loop_thread.loop.create_task(coro())
             self._soon.add(task)
             task.add_done_callback(self._soon.discard)
 
-        runner.loop.call_soon_threadsafe(start)
+        loop_thread.loop.call_soon_threadsafe(start)
 
     async def _refill_then(self, supply: Supply, want: int,
                            done: threading.Event) -> None:
@@ -129,7 +129,7 @@ class LoopFetcher:
     async def _execute(self) -> Callable[..., Awaitable[Any]] | None:
         """How this loop sends a command to Redis: on its own connection of the
         loop's client (``LoopRedis``); None when the loop has no client."""
-        client = await self.runner().client()
+        client = await self.loop_thread().client()
         if client is None:
             return None
         if not LoopRedis.usable() or not self.fetcher.config.speedup("loop_connection"):
