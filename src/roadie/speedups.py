@@ -41,7 +41,7 @@ SPEEDUPS: tuple[Speedup, ...] = (
             "(Seventh pass)"),
     Speedup("park",
             "processors that ran dry wait in the process while one per queue waits on "
-            "Redis (server/idle.py), on their thread or on the event loop; off: each "
+            "Redis (server/supply/parking.py), on their thread or on the event loop; off: each "
             "waits on Redis with its own blocking fetch",
             "a drained queue no longer sends every processor to Redis at once (Eighth "
             "and Seventh passes)"),
