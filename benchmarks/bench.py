@@ -43,6 +43,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from core import (  # noqa: E402
+    SPEEDUPS_OFF_VAR,
     check_local,
     command_line,
     cpu_model,
@@ -625,10 +626,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds one adapter call may take (default 900)")
     p.add_argument("--redis-url", help="use this local, EMPTY Redis instead of a private one "
                    "(it is flushed before every call)")
+    p.add_argument("--speedups-off", metavar="NAMES",
+                   help="run roadie with these speed mechanisms off (roadie.speedups names, "
+                        "comma-separated, or all): to measure what each one gains")
     p.add_argument("--write", nargs="?", const=str(DEFAULT_DOC), metavar="PATH",
                    help="write the tables between the bench.py markers of PATH "
                         "(default docs/performance.md)")
     args = p.parse_args(argv)
+    if args.speedups_off:
+        from roadie.errors import ConfigError
+        from roadie.speedups import parse_off
+
+        try:
+            parse_off(csv(args.speedups_off))
+        except ConfigError as exc:  # it names the known mechanisms
+            p.error(str(exc))
+        os.environ[SPEEDUPS_OFF_VAR] = args.speedups_off  # read by core.child_env
     if args.quick and args.headline:
         p.error("--quick and --headline contradict each other; pick one")
     args.jobs = args.jobs or (5_000 if args.quick else 500_000 if args.headline else 100_000)

@@ -118,6 +118,10 @@ def check_local(url: str) -> None:
     raise SystemExit(f"--redis-url must be redis://127.0.0.1... or unix://...; got {url!r}")
 
 
+#: Set by ``bench.py --speedups-off``: roadie's processes run with those mechanisms off.
+SPEEDUPS_OFF_VAR = "BENCH_ROADIE_SPEEDUPS_OFF"
+
+
 def child_env(url: str) -> dict[str, str]:
     """The environment of a roadie process: no stray ROADIE_* or REDIS_* settings."""
     env = {
@@ -126,6 +130,10 @@ def child_env(url: str) -> dict[str, str]:
     }
     env["REDIS_URL"] = url
     env["BENCH_REDIS_URL"] = url
+    # bench.py --speedups-off: the one roadie setting a run may change on purpose.
+    off = os.environ.get(SPEEDUPS_OFF_VAR)
+    if off:
+        env["ROADIE_SPEEDUPS_OFF"] = off
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p)
     return env
 

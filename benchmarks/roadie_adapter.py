@@ -30,7 +30,14 @@ import redis
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from core import BenchError, check_local, child_env, percentile, roadie_argv  # noqa: E402
+from core import (  # noqa: E402
+    SPEEDUPS_OFF_VAR,
+    BenchError,
+    check_local,
+    child_env,
+    percentile,
+    roadie_argv,
+)
 
 WORKLOADS = ("push-single", "push-bulk", "noop", "onecall", "onecall-own", "ceiling", "io-sync",
              "io-async", "lat1", "lat3", "memory")
@@ -179,7 +186,9 @@ class Adapter:
                           "pool); "
                           "--log-level WARNING"
                           + (f"; roadie run -P {self.a.processes}"
-                             if self.a.processes > 1 and self.supervised else ""))
+                             if self.a.processes > 1 and self.supervised else "")
+                          + (f"; speed mechanisms off: {off}"
+                             if (off := os.environ.get(SPEEDUPS_OFF_VAR)) else ""))
         out: dict[str, Any] = {
             "system": "roadie", "version": self.roadie.__version__,
             "workload": self.a.workload, "jobs": self.n, "concurrency": self.a.concurrency,

@@ -55,3 +55,24 @@ def test_own_client_onecall_runs_beside_onecall_for_roadie_and_sidekiq_only(
     # The peers' one-call jobs already use a client of their own: no second run for them.
     assert own == {("roadie", 10, 1, 5_000), ("roadie", 10, 2, 5_000),
                    ("sidekiq", 10, 1, 5_000), ("sidekiq", 10, 2, 5_000)}
+
+
+def test_speedups_off_reaches_roadies_processes_and_nothing_else_does(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = sys.modules["core"]  # bench.py's own import of benchmarks/core.py
+    # Recorded, so that what parse_args sets is undone after the test.
+    monkeypatch.setenv(core.SPEEDUPS_OFF_VAR, "")
+    monkeypatch.setenv("ROADIE_CONCURRENCY", "99")  # a stray setting of the shell
+    assert "ROADIE_SPEEDUPS_OFF" not in core.child_env("redis://127.0.0.1:1/0")
+
+    bench.parse_args(["--speedups-off", "steal,park"])
+
+    env = core.child_env("redis://127.0.0.1:1/0")
+    assert env["ROADIE_SPEEDUPS_OFF"] == "steal,park"
+    assert "ROADIE_CONCURRENCY" not in env
+
+
+def test_speedups_off_refuses_an_unknown_mechanism(bench: ModuleType) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--speedups-off", "turbo"])
