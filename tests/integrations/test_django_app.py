@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.test import Client as DjangoClient
 from framework_support import EXAMPLES, FAST_ENV, PYTHON, base_env
-from helpers import wait_until
+from support.wait import wait_until
 
 import roadie
 import roadie.current

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import redis
 from framework_support import EXAMPLES, FAST_ENV, PYTHON, base_env
-from helpers import wait_until
+from support.wait import wait_until
 
 import roadie
 from roadie.config import Config
