@@ -19,7 +19,7 @@ from roadie.config import Config
 from roadie.embedded import RedisServer
 from roadie.speedups import parse_off as parse_speedups_off
 
-#: The shared fixtures (make_harness, use_client) and the hook putting
+#: The shared fixtures (make_harness, use_client, import_from) and the hook putting
 #: process logs into failed tests' reports: tests/support/.
 pytest_plugins = ["support.fixtures", "support.reports"]
 

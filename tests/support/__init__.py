@@ -8,7 +8,7 @@
   (``base_env``, ``FAST_ENV``, ``DEFAULT_ENV``).
 * ``reports``: ``attach``, which puts what processes logged into a failed test's report
   (a pytest plugin, for its ``pytest_runtest_makereport`` hook).
-* ``fixtures``: ``make_harness``, ``use_client`` (a pytest plugin).
+* ``fixtures``: ``make_harness``, ``use_client``, ``import_from`` (a pytest plugin).
 
 Code of one suite only stays in its folder (``tests/faults/fault_support.py``...).
 """

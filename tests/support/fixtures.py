@@ -1,9 +1,11 @@
-"""Fixtures shared by the suites that run real processes.
+"""Fixtures shared by the suites that run real processes or import example apps.
 
 * ``make_harness(url, env=None)``: a ``support.procs.Harness`` whose processes die
   with the test and whose logs go into the report of a failed test; its ``roadie run``
   processes load ``harness_jobs``, a fixture the suite's conftest.py gives.
 * ``use_client(url)``: points ``perform_async`` & co. at ``url`` for the test.
+* ``import_from(folder, module)``: imports ``module`` with ``folder`` on ``sys.path``
+  for this test only (the example apps, the benchmark scripts).
 
 A pytest plugin, named in ``pytest_plugins`` of tests/conftest.py.
 """
@@ -11,8 +13,10 @@ A pytest plugin, named in ``pytest_plugins`` of tests/conftest.py.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -71,3 +75,15 @@ def use_client() -> Iterator[Callable[[str], roadie.Client]]:
         defaults.close()
         for client in made:
             client.redis.close()
+
+
+@pytest.fixture
+def import_from(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path, str], ModuleType]:
+    """``import_from(folder, module)``: ``module`` imported with ``folder`` first on
+    ``sys.path`` until the test ends (the module itself stays in ``sys.modules``)."""
+
+    def load(folder: Path, module: str) -> ModuleType:
+        monkeypatch.syspath_prepend(str(folder))
+        return importlib.import_module(module)
+
+    return load
