@@ -20,8 +20,9 @@ from roadie.embedded import RedisServer
 from roadie.speedups import parse_off as parse_speedups_off
 
 #: The shared fixtures (make_harness, use_client, import_from) and the hook putting
-#: process logs into failed tests' reports: tests/support/.
-pytest_plugins = ["support.fixtures", "support.reports"]
+#: process logs into failed tests' reports: tests/support/. Reports first: fixtures
+#: imports it, and pytest warns of a plugin imported before it could load it itself.
+pytest_plugins = ["support.reports", "support.fixtures"]
 
 #: ``ROADIE_SPEEDUPS_OFF=all`` (or names, ``roadie.speedups``) runs the suite with those
 #: speed mechanisms off: the ``config`` fixture and the ``roadie run`` processes of the
