@@ -19,6 +19,11 @@ from roadie.config import Config
 from roadie.embedded import RedisServer
 from roadie.speedups import parse_off as parse_speedups_off
 
+#: The shared fixtures (make_harness, use_client, import_from) and the hook putting
+#: process logs into failed tests' reports: tests/support/. Reports first: fixtures
+#: imports it, and pytest warns of a plugin imported before it could load it itself.
+pytest_plugins = ["support.reports", "support.fixtures"]
+
 #: ``ROADIE_SPEEDUPS_OFF=all`` (or names, ``roadie.speedups``) runs the suite with those
 #: speed mechanisms off: the ``config`` fixture and the ``roadie run`` processes of the
 #: system tests take it; a test of one mechanism is marked ``speedup("<name>")`` and
@@ -81,7 +86,7 @@ def config(redis_url: str, r: redis.Redis) -> Config:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     """``private_redis(*extra_args, appendonly=False)``: a started private redis-server
-    with those settings (``helpers.NOEVICTION``, ``"--appendfsync", "always"``...),
+    with those settings (``support.redis.NOEVICTION``, ``"--appendfsync", "always"``...),
     stopped when the test ends."""
     made: list[RedisServer] = []
 

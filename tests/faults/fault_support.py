@@ -36,7 +36,7 @@ def soak(short: float, long: float) -> float:
     return long if SOAK else short
 
 
-#: Added to procs.FAST_ENV: random kills must never bury a job as a crash-looper.
+#: Added to support.procs.FAST_ENV: random kills must never bury a job as a crash-looper.
 FAULT_ENV = {"ROADIE_MAX_CRASHES": "1000000"}
 
 

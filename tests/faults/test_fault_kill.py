@@ -10,7 +10,7 @@ import faultjobs
 import pytest
 import redis
 from fault_support import FAULT_ENV, account, finished_count, scale, soak, wait_drained
-from procs import Harness
+from support.procs import Harness
 
 from roadie.embedded import RedisServer
 
@@ -20,17 +20,17 @@ PROCESSES = 3
 
 
 def test_random_kill_9_loses_nothing(
-    redis_server: RedisServer, fault_harness: Callable[..., Harness],
-    push_to: Callable[[str], object],
+    redis_server: RedisServer, make_harness: Callable[..., Harness],
+    use_client: Callable[[str], object],
 ) -> None:
     url = redis_server.url
-    push_to(url)
+    use_client(url)
     r = redis.Redis.from_url(url)
     rng = random.Random()
     jobs = scale(800)
     t0 = time.monotonic()
     jids = faultjobs.Count.perform_bulk([[80] for _ in range(jobs)])
-    procs = fault_harness(url, FAULT_ENV)
+    procs = make_harness(url, FAULT_ENV)
     for _ in range(PROCESSES):
         procs.spawn("-c", "4", r=r)
 

@@ -16,8 +16,8 @@ import faultjobs
 import pytest
 import redis
 from fault_support import account, soak
-from helpers import wait_until
-from procs import Harness
+from support.procs import Harness
+from support.wait import wait_until
 
 from roadie.embedded import RedisServer
 
@@ -35,15 +35,15 @@ def finished(r: redis.Redis, jid: str) -> int:
 
 
 def test_long_and_gil_holding_jobs_keep_their_owner_alive(
-    redis_server: RedisServer, fault_harness: Callable[..., Harness],
-    push_to: Callable[[str], object],
+    redis_server: RedisServer, make_harness: Callable[..., Harness],
+    use_client: Callable[[str], object],
 ) -> None:
     url = redis_server.url
-    push_to(url)
+    use_client(url)
     r = redis.Redis.from_url(url)
     t0 = time.monotonic()
     hog_s = soak(5.0, 12.0)
-    procs = fault_harness(url, {"ROADIE_PROCESS_TTL_S": str(TTL_S),
+    procs = make_harness(url, {"ROADIE_PROCESS_TTL_S": str(TTL_S),
                                 "ROADIE_MAX_CRASHES": "1000"})
     owner = procs.spawn("-c", "2", r=r)
     long_jid = faultjobs.Long.perform_async(TTL_S * 2.5)

@@ -13,8 +13,8 @@ import faultjobs
 import pytest
 import redis
 from fault_support import FAULT_ENV, account, finished_count, scale, soak, wait_drained
-from helpers import wait_until
-from procs import Harness
+from support.procs import Harness
+from support.wait import wait_until
 from tcpproxy import TcpProxy
 
 from roadie.embedded import RedisServer
@@ -40,17 +40,17 @@ def counts(procs: Harness) -> dict[str, int]:
 
 
 def test_network_cut_stalled_and_slowed(
-    redis_server: RedisServer, fault_harness: Callable[..., Harness],
-    proxy_factory: Callable[[int], TcpProxy], push_to: Callable[[str], object],
+    redis_server: RedisServer, make_harness: Callable[..., Harness],
+    proxy_factory: Callable[[int], TcpProxy], use_client: Callable[[str], object],
 ) -> None:
     url = redis_server.url
-    push_to(url)
+    use_client(url)
     r = redis.Redis.from_url(url)
     proxy = proxy_factory(redis_server.port)
     jobs = scale(1500)
     t0 = time.monotonic()
     jids = faultjobs.Count.perform_bulk([[20] for _ in range(jobs)])
-    procs = fault_harness(proxy.url, {**FAULT_ENV, "FAULTS_REDIS_URL": url,
+    procs = make_harness(proxy.url, {**FAULT_ENV, "FAULTS_REDIS_URL": url,
                                       "ROADIE_SOCKET_TIMEOUT_S": str(SOCKET_TIMEOUT_S)})
     for _ in range(2):
         procs.spawn("-c", "5", r=r)

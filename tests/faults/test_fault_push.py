@@ -19,7 +19,7 @@ import faultjobs
 import pytest
 import redis
 from fault_support import FAULT_ENV, account, jobs_left, scale, soak, wait_drained
-from procs import Harness
+from support.procs import Harness
 from tcpproxy import TcpProxy
 
 import roadie
@@ -34,10 +34,10 @@ T = TypeVar("T")
 
 def test_push_while_redis_is_down_raises_a_clear_error(
     redis_server: RedisServer, proxy_factory: Callable[[int], TcpProxy],
-    push_to: Callable[[str], roadie.Client],
+    use_client: Callable[[str], roadie.Client],
 ) -> None:
     proxy = proxy_factory(redis_server.port)
-    client = push_to(proxy.url)
+    client = use_client(proxy.url)
     client.config = client.config.replace(connect_timeout_s=1.0, socket_timeout_s=1.0)
     proxy.cut()
     # The port is closed: the connection is refused, so nothing was sent.
@@ -61,12 +61,12 @@ def test_push_while_redis_is_down_raises_a_clear_error(
 
 def test_bulk_push_cut_in_the_middle_keeps_whole_batches(
     redis_server: RedisServer, proxy_factory: Callable[[int], TcpProxy],
-    fault_harness: Callable[..., Harness], push_to: Callable[[str], roadie.Client],
+    make_harness: Callable[..., Harness], use_client: Callable[[str], roadie.Client],
 ) -> None:
     url = redis_server.url
     r = redis.Redis.from_url(url)
     proxy = proxy_factory(redis_server.port)
-    push_to(proxy.url)
+    use_client(proxy.url)
     jobs = scale(20) * BATCH
     cut_at = jobs // 4
     proxy.delay(2)  # slow enough for the watcher below to cut mid-push
@@ -95,7 +95,7 @@ def test_bulk_push_cut_in_the_middle_keeps_whole_batches(
     assert not queued & set(err.not_written)
 
     proxy.restore()
-    procs = fault_harness(url, FAULT_ENV)
+    procs = make_harness(url, FAULT_ENV)
     procs.spawn("-c", "10", r=r)
     wait_drained(r, queued, soak(60, 300))
     acct = account(r, "bulk push cut mid-way", queued, t0, batches_written=len(err.written)
@@ -108,11 +108,11 @@ def test_bulk_push_cut_in_the_middle_keeps_whole_batches(
 
 def test_connection_reset_after_exec_does_not_write_a_batch_twice(
     redis_server: RedisServer, proxy_factory: Callable[[int], TcpProxy],
-    push_to: Callable[[str], roadie.Client],
+    use_client: Callable[[str], roadie.Client],
 ) -> None:
     r = redis.Redis.from_url(redis_server.url)
     proxy = proxy_factory(redis_server.port)
-    push_to(proxy.url)
+    use_client(proxy.url)
     jobs = 10 * BATCH
     proxy.delay(2)
 
@@ -180,10 +180,10 @@ class Pusher:
 
 
 @pytest.fixture(params=["sync", "aio"])
-def pusher_to(request: pytest.FixtureRequest, push_to: Callable[[str], roadie.Client]
+def pusher_to(request: pytest.FixtureRequest, use_client: Callable[[str], roadie.Client]
               ) -> Callable[[str], Pusher]:
     """``pusher_to(url)``: a Pusher on ``url`` (also the default client)."""
-    return lambda url: Pusher(str(request.param), push_to(url))
+    return lambda url: Pusher(str(request.param), use_client(url))
 
 
 @pytest.fixture

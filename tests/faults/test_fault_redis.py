@@ -10,8 +10,8 @@ import faultjobs
 import pytest
 import redis
 from fault_support import FAULT_ENV, account, finished_count, scale, soak, wait_drained
-from helpers import wait_until
-from procs import Harness
+from support.procs import Harness
+from support.wait import wait_until
 
 from roadie.embedded import RedisServer
 
@@ -38,17 +38,17 @@ def noticed(procs: Harness) -> bool:
 
 
 def test_redis_restart_with_aof_always_loses_nothing(
-    aof_always: RedisServer, fault_harness: Callable[..., Harness],
-    push_to: Callable[[str], object],
+    aof_always: RedisServer, make_harness: Callable[..., Harness],
+    use_client: Callable[[str], object],
 ) -> None:
     url = aof_always.url
-    push_to(url)
+    use_client(url)
     r = redis.Redis.from_url(url)
     assert list(r.config_get("appendfsync").values()) in (["always"], [b"always"])
     jobs = scale(1500)
     t0 = time.monotonic()
     jids = faultjobs.Count.perform_bulk([[5] for _ in range(jobs)])
-    procs = fault_harness(url, FAULT_ENV)
+    procs = make_harness(url, FAULT_ENV)
     for _ in range(2):
         procs.spawn("-c", "5", r=r)
     restarts = scale(1)
@@ -77,17 +77,17 @@ def test_redis_restart_with_aof_always_loses_nothing(
 
 
 def test_redis_paused_longer_than_socket_timeouts(
-    redis_server: RedisServer, fault_harness: Callable[..., Harness],
-    push_to: Callable[[str], object],
+    redis_server: RedisServer, make_harness: Callable[..., Harness],
+    use_client: Callable[[str], object],
 ) -> None:
     url = redis_server.url
-    push_to(url)
+    use_client(url)
     r = redis.Redis.from_url(url)
     jobs = scale(1000)
     pause_s = soak(SOCKET_TIMEOUT_S + 1.5, SOCKET_TIMEOUT_S + 7)
     t0 = time.monotonic()
     jids = faultjobs.Count.perform_bulk([[5] for _ in range(jobs)])
-    procs = fault_harness(url, {**FAULT_ENV, "ROADIE_SOCKET_TIMEOUT_S": str(SOCKET_TIMEOUT_S)})
+    procs = make_harness(url, {**FAULT_ENV, "ROADIE_SOCKET_TIMEOUT_S": str(SOCKET_TIMEOUT_S)})
     for _ in range(2):
         procs.spawn("-c", "5", r=r)
     wait_until(lambda: finished_count(r) >= jobs // 4, 60, 0.01, "processing did not start")

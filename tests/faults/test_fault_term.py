@@ -15,8 +15,9 @@ import faultjobs
 import pytest
 import redis
 from fault_support import FAULT_ENV, account, scale, soak, wait_drained
-from helpers import wait_until
-from procs import Harness, Proc, inflight_total
+from support.procs import Harness, Proc
+from support.redis import inflight_total
+from support.wait import wait_until
 
 from roadie.embedded import RedisServer
 
@@ -26,17 +27,17 @@ PUSHED_BACK = re.compile(r"(\d+) job\(s\) still running after")
 
 
 def test_term_with_timeout_pushes_long_jobs_back(
-    redis_server: RedisServer, fault_harness: Callable[..., Harness],
-    push_to: Callable[[str], object],
+    redis_server: RedisServer, make_harness: Callable[..., Harness],
+    use_client: Callable[[str], object],
 ) -> None:
     url = redis_server.url
-    push_to(url)
+    use_client(url)
     r = redis.Redis.from_url(url)
     t0 = time.monotonic()
     rounds = int(soak(2, 10))
     jids = faultjobs.Long.perform_bulk([[soak(2.0, 3.0)] for _ in range(scale(6))])
     jids += faultjobs.Count.perform_bulk([[20] for _ in range(scale(100))])
-    procs = fault_harness(url, FAULT_ENV)
+    procs = make_harness(url, FAULT_ENV)
     for _ in range(2):
         procs.spawn("-c", "3", "-t", "0.5", r=r)
 

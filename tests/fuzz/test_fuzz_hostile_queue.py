@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ import orjson
 import pytest
 import redis
 from fuzz_support import LONG
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "system"))
-from procs import Harness, inflight_total, poll, queue_total
+from support.procs import Harness
+from support.redis import inflight_total, queue_total
+from support.wait import poll
 
 from roadie.payload import decode, encode
 from roadie.retry import malformed_original

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import shutil
 import subprocess
 import sys
@@ -19,24 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from helpers import free_port, wait_until
+from support.procs import FAST_ENV, base_env
+from support.wait import wait_until
 
 from roadie.acl import acl_rule
+from roadie.embedded import free_port
 
 HERE = Path(__file__).resolve().parent
 HA_JOBS = HERE / "ha_jobs.py"
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_SENTINEL = shutil.which("redis-sentinel")
 
-#: Short intervals, as the system tests use, so that recovery takes seconds.
-FAST_ENV = {
-    "ROADIE_HEARTBEAT_INTERVAL_S": "0.5",
-    "ROADIE_PROCESS_TTL_S": "2",
-    "ROADIE_JANITOR_INTERVAL_S": "0.5",
-    "ROADIE_POLL_INTERVAL_FIXED_S": "0.5",
-    "ROADIE_SOCKET_TIMEOUT_S": "3",
-    "ROADIE_CONNECT_TIMEOUT_S": "1",
-}
+#: The system tests' short intervals, so that recovery takes seconds, and short socket
+#: timeouts, so that a dead primary is noticed in seconds.
+HA_ENV = {**FAST_ENV, "ROADIE_SOCKET_TIMEOUT_S": "3", "ROADIE_CONNECT_TIMEOUT_S": "1"}
 
 
 def has_tls(binary: str) -> bool:
@@ -162,9 +157,7 @@ class Servers:
 def spawn_roadie(url: str, workdir: Path, *args: str, env: Mapping[str, str] | None = None,
                  name: str = "roadie") -> tuple[subprocess.Popen[bytes], Path]:
     """``python -m roadie run -r ha_jobs.py *args`` with ``url``; its output goes to a log."""
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("ROADIE_") and k not in ("REDIS_PROVIDER",)}
-    full_env = {**base, "REDIS_URL": url, "PYTHONUNBUFFERED": "1", **FAST_ENV, **(env or {})}
+    full_env = {**base_env(url), **HA_ENV, **(env or {})}
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
         popen = subprocess.Popen(

@@ -19,8 +19,8 @@ import pytest
 import redis
 from ha_jobs import RUNS
 from ha_support import REDIS_SERVER, ROADIE_ACL_COMMANDS, Server, Servers, spawn_roadie, stop_roadie
-from helpers import wait_until
 from starlette.testclient import TestClient
+from support.wait import wait_until
 
 from roadie.api import DeadSet, RetrySet
 from roadie.check import run_check

@@ -39,10 +39,10 @@ from ha_support import (
     tls_client_kwargs,
     tls_server_args,
 )
-from helpers import wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from starlette.testclient import TestClient
+from support.wait import wait_until
 
 from roadie.check import run_check
 from roadie.client import Client

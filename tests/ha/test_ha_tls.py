@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 from ha_jobs import RUNS
 from ha_support import REDIS_SERVER, Server, Servers, has_tls, make_tls, spawn_roadie, stop_roadie
-from helpers import wait_until
+from support.wait import wait_until
 
 from roadie.check import run_check
 from roadie.client import Client

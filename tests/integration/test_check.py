@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import free_port, overfill
+from support.redis import overfill
 
 from roadie import acl
 from roadie.check import preflight, run_check
 from roadie.config import Config, load
-from roadie.embedded import EmbeddedRedis, RedisServer
+from roadie.embedded import EmbeddedRedis, RedisServer, free_port
 
 pytestmark = pytest.mark.redis
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import free_port, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from support.wait import wait_until
 
 from roadie import embedded, redisbin
 from roadie.config import Config
-from roadie.embedded import EmbeddedRedis, RedisServer, find_redis_server
+from roadie.embedded import EmbeddedRedis, RedisServer, find_redis_server, free_port
 from roadie.errors import ConfigError, RedisUnavailable
 from roadie.redis.connection import connect
 

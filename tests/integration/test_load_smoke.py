@@ -6,7 +6,9 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,7 +24,9 @@ def value(report: str, label_start: str) -> str:
     return match.group(1).strip()
 
 
-def test_load_script_runs_2000_jobs_exactly_once(tmp_path: Path) -> None:
+def test_load_script_runs_2000_jobs_exactly_once(
+    tmp_path: Path, import_from: Callable[[Path, str], ModuleType]
+) -> None:
     doc = tmp_path / "load.md"
     argv = [sys.executable, str(SCRIPT), "--jobs", "2000", "--fetch-jobs", "500",
             "--deadline-s", "90", "--write", str(doc)]
@@ -52,16 +56,8 @@ def test_load_script_runs_2000_jobs_exactly_once(tmp_path: Path) -> None:
     assert "| check: extra runs, i.e. duplicates (expect 0) | 0 |" in text
     # A second --write replaces the block instead of adding another one.
     first_block = text[text.index("<!-- benchmarks/load.py:start"):]
-    from importlib import util
-
-    spec = util.spec_from_file_location("load_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        module = util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    # The script imports its neighbours (core.py...): its folder is on sys.path meanwhile.
+    module = import_from(SCRIPT.parent, SCRIPT.stem)
     module.write_doc(doc, "replaced\n")
     again = doc.read_text()
     assert again.count("<!-- benchmarks/load.py:start") == 1

@@ -155,7 +155,7 @@ def test_cli_lists_the_schedules_of_required_modules_and_config_file(
 
 
 def test_cli_says_when_redis_is_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
-    from helpers import free_port
+    from roadie.embedded import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     assert main(["periodic", "--redis-url", url]) == 1

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from helpers import wait_until
+from support.wait import wait_until
 
 import roadie
 from roadie.config import Config

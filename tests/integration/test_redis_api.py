@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from helpers import wait_until
 from integration_support import IDENTITY
+from support.wait import wait_until
 
 from roadie.api import (
     DeadSet,

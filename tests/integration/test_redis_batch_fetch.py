@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import wait_until
 from integration_support import (
     IDENTITY,
     LoopThreads,
@@ -21,6 +20,7 @@ from integration_support import (
 )
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from support.wait import wait_until
 
 import roadie
 import roadie.current

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from helpers import NOEVICTION, overfill, wait_until
+from support.redis import NOEVICTION, overfill
+from support.wait import wait_until
 
 from roadie.client import Client
 from roadie.config import Config

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from helpers import wait_until
 from integration_support import loads
+from support.wait import wait_until
 
 from roadie.config import Config
 from roadie.job import Job

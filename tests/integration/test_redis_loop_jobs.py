@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from helpers import wait_until
 from integration_support import (
     IDENTITY,
     LoopThreads,
@@ -24,6 +23,7 @@ from integration_support import (
     make_processor,
     started_processors,
 )
+from support.wait import wait_until
 
 from roadie.config import Config
 from roadie.job import Job

@@ -11,7 +11,6 @@ import pytest
 import redis
 from integration_support import IDENTITY, LoopThreads, loads, make_processor
 
-import roadie.current
 from roadie.client import Client
 from roadie.config import Config
 from roadie.job import Job, RetryDecision
@@ -29,16 +28,6 @@ class Boom(Exception):
 
 
 @pytest.fixture
-def registry() -> Registry:
-    return Registry()
-
-
-@pytest.fixture
-def hooks() -> Hooks:
-    return Hooks()
-
-
-@pytest.fixture
 def deaths(hooks: Hooks) -> list[tuple[Payload, BaseException]]:
     seen: list[tuple[Payload, BaseException]] = []
     hooks.death_handlers.append(lambda payload, exc: seen.append((payload, exc)))
@@ -48,14 +37,6 @@ def deaths(hooks: Hooks) -> list[tuple[Payload, BaseException]]:
 @pytest.fixture
 def config(config: Config) -> Config:
     return config.replace(queues=(("default", 0), ("other", 0)))
-
-
-@pytest.fixture
-def client(config: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    """The default client (what perform_async pushes with), on the test Redis."""
-    c = Client(config, hooks=Hooks())
-    with roadie.current.using(c):
-        yield c
 
 
 @pytest.fixture

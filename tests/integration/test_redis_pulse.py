@@ -15,7 +15,8 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import redis
-from helpers import NOEVICTION, overfill, wait_until
+from support.redis import NOEVICTION, overfill
+from support.wait import wait_until
 
 from roadie.config import Config
 from roadie.embedded import RedisServer

@@ -3,68 +3,25 @@ sqlite database and a real Redis: push-at-commit, settings, ``manage.py roadie``
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import django
 import orjson
 import pytest
 import redis
-from django.core.management import call_command
 from django.db import transaction
 from django.test import Client as DjangoClient
-from framework_support import EXAMPLES, FAST_ENV, PYTHON, base_env
-from helpers import wait_until
+from framework_support import EXAMPLES, PYTHON
+from support.wait import wait_until
 
 import roadie
 import roadie.current
-from roadie.config import Config
 from roadie.contrib import _settings
 
 pytestmark = pytest.mark.redis
 
 SITE = EXAMPLES / "django_site"
-
-
-@pytest.fixture(scope="session")
-def django_site(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """Django set up once for the session on the example site's settings."""
-    base = tmp_path_factory.mktemp("djsite")
-    env = {
-        "DJANGO_SETTINGS_MODULE": "djsite.settings",
-        "DJSITE_DB": str(base / "db.sqlite3"),
-        "DJSITE_MAIL_DIR": str(base / "mail"),
-        "REDIS_URL": redis_url,
-    }
-    sys.path.insert(0, str(SITE))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        # The app's ready() makes its client the default: not for the rest of the session.
-        with roadie.current.using(roadie.current.configured()):
-            django.setup()  # reads the settings, which read the environment
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    call_command("migrate", verbosity=0)
-    return SimpleNamespace(env=env, mail_dir=base / "mail")
-
-
-@pytest.fixture
-def site(django_site: SimpleNamespace, config: Config) -> Iterator[SimpleNamespace]:
-    from accounts.models import Account
-
-    Account.objects.all().delete()
-    roadie.configure(config)
-    yield django_site
-    Account.objects.all().delete()
 
 
 def mail_jobs(r: redis.Redis) -> list[dict[str, object]]:
@@ -201,13 +158,12 @@ def test_signup_view_pushes_at_the_request_commit(site: SimpleNamespace,
 
 
 def test_manage_py_roadie_run_processes_the_committed_signup(
-    site: SimpleNamespace, r: redis.Redis, redis_url: str, spawn, tmp_path: Path
+    site: SimpleNamespace, r: redis.Redis, spawn, tmp_path: Path
 ) -> None:
     from accounts.models import Account
 
-    env = {**base_env(redis_url), **site.env, **FAST_ENV}
     proc = spawn([PYTHON, "manage.py", "roadie", "run", "--log-level", "WARNING"],
-                 env=env, cwd=SITE)
+                 env=site.env, cwd=SITE)
     wait_until(lambda: r.scard("processes") == 1, timeout=30, message="process registered")
     [identity] = r.smembers("processes")
     # settings.ROADIE reached the process: its queues and concurrency.
@@ -230,9 +186,8 @@ def test_manage_py_roadie_run_processes_the_committed_signup(
     assert (r.zcard("retry"), r.zcard("dead")) == (0, 0)
 
 
-def test_manage_py_roadie_check(site: SimpleNamespace, redis_url: str, spawn) -> None:
-    env = {**base_env(redis_url), **site.env}
-    proc = spawn([PYTHON, "manage.py", "roadie", "check"], env=env, cwd=SITE)
+def test_manage_py_roadie_check(site: SimpleNamespace, spawn) -> None:
+    proc = spawn([PYTHON, "manage.py", "roadie", "check"], env=site.env, cwd=SITE)
     assert proc.popen.wait(60) == 0, proc.output()
 
 

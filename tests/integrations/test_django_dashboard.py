@@ -14,9 +14,7 @@ from roadie.config import Config
 from roadie.middleware import Hooks
 from roadie.web.data import Data
 
-# ``site``: the example site set up on this session's Redis (test_django_app.py).
-from test_django_app import django_site, site  # noqa: F401  # isort: skip
-
+# ``site``: the example site set up on this session's Redis (conftest.py).
 pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("site")]
 
 

@@ -3,14 +3,14 @@ Redis: app-factory configuration, pushes from views, ``flask roadie run``."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import orjson
 import pytest
 import redis
-from framework_support import EXAMPLES, FAST_ENV, PYTHON, base_env
-from helpers import wait_until
+from framework_support import EXAMPLES, PYTHON
+from support.wait import wait_until
 
 import roadie
 from roadie.config import Config
@@ -19,13 +19,12 @@ from roadie.contrib.flask import Roadie
 pytestmark = pytest.mark.redis
 
 SITE = EXAMPLES / "flask_site"
-sys.path.insert(0, str(SITE))
-
-from shop import create_app  # noqa: E402
 
 
-def test_app_factory_reads_roadie_keys_of_app_config(redis_url: str, r: redis.Redis) -> None:
-    app = create_app({"ROADIE_REDIS_URL": redis_url, "ROADIE_NAMESPACE": "shop",
+def test_app_factory_reads_roadie_keys_of_app_config(
+    shop: ModuleType, redis_url: str, r: redis.Redis
+) -> None:
+    app = shop.create_app({"ROADIE_REDIS_URL": redis_url, "ROADIE_NAMESPACE": "shop",
                       "ROADIE_CONCURRENCY": "3", "ROADIE_QUEUES": "mail,3 default"})
     client = app.extensions["roadie"]
     assert isinstance(client, roadie.Client)
@@ -44,9 +43,11 @@ def test_app_factory_reads_roadie_keys_of_app_config(redis_url: str, r: redis.Re
     assert orjson.loads(raw)["jid"] == jid.json["receipt_jid"]
 
 
-def test_each_app_of_a_factory_has_its_own_client(redis_url: str, r: redis.Redis) -> None:
-    first = create_app({"ROADIE_REDIS_URL": redis_url, "ROADIE_NAMESPACE": "one"})
-    second = create_app({"ROADIE_REDIS_URL": redis_url, "ROADIE_NAMESPACE": "two"})
+def test_each_app_of_a_factory_has_its_own_client(
+    shop: ModuleType, redis_url: str, r: redis.Redis
+) -> None:
+    first = shop.create_app({"ROADIE_REDIS_URL": redis_url, "ROADIE_NAMESPACE": "one"})
+    second = shop.create_app({"ROADIE_REDIS_URL": redis_url, "ROADIE_NAMESPACE": "two"})
     assert first.extensions["roadie"] is not second.extensions["roadie"]
     assert first.extensions["roadie"].config.namespace == "one"
     assert second.extensions["roadie"].config.namespace == "two"
@@ -54,8 +55,8 @@ def test_each_app_of_a_factory_has_its_own_client(redis_url: str, r: redis.Redis
     assert sorted(r.keys("*")) == [b"one:queue:default", b"one:queues"]
 
 
-def test_view_pushes_the_job(redis_url: str, r: redis.Redis) -> None:
-    app = create_app({"ROADIE_REDIS_URL": redis_url})
+def test_view_pushes_the_job(shop: ModuleType, redis_url: str, r: redis.Redis) -> None:
+    app = shop.create_app({"ROADIE_REDIS_URL": redis_url})
     response = app.test_client().post("/orders",
                                       json={"email": "ada@example.com", "total_cents": 4200})
     assert response.status_code == 202
@@ -67,25 +68,24 @@ def test_view_pushes_the_job(redis_url: str, r: redis.Redis) -> None:
     )
 
 
-def test_unknown_roadie_key_is_named(redis_url: str) -> None:
+def test_unknown_roadie_key_is_named(shop: ModuleType, redis_url: str) -> None:
     with pytest.raises(roadie.ConfigError, match=r"unknown roadie setting 'CONCURENCY' in "
                        r"app\.config"):
-        create_app({"ROADIE_REDIS_URL": redis_url, "ROADIE_CONCURENCY": 5})
+        shop.create_app({"ROADIE_REDIS_URL": redis_url, "ROADIE_CONCURENCY": 5})
 
 
 def test_flask_roadie_run_runs_jobs_in_the_app_context(
-    redis_url: str, r: redis.Redis, config: Config, spawn, tmp_path: Path
+    shop: ModuleType, redis_url: str, r: redis.Redis, config: Config, spawn, tmp_path: Path
 ) -> None:
     outbox = tmp_path / "outbox"
-    env = {**base_env(redis_url), **FAST_ENV, "SHOP_OUTBOX_DIR": str(outbox)}
     proc = spawn([PYTHON, "-m", "flask", "--app", "shop", "roadie", "run", "-c", "2",
-                  "--log-level", "WARNING"], env=env, cwd=SITE)
+                  "--log-level", "WARNING"], env={"SHOP_OUTBOX_DIR": str(outbox)}, cwd=SITE)
     wait_until(lambda: r.scard("processes") == 1, timeout=30, message="process registered")
     [identity] = r.smembers("processes")
     info = orjson.loads(r.hget(identity, "info"))
     assert (info["queues"], info["concurrency"]) == (["mail", "default"], 2)
 
-    app = create_app({"ROADIE_REDIS_URL": redis_url, "OUTBOX_DIR": "unused"})
+    app = shop.create_app({"ROADIE_REDIS_URL": redis_url, "OUTBOX_DIR": "unused"})
     response = app.test_client().post("/orders",
                                       json={"email": "ada@example.com", "total_cents": 4200})
     receipt = outbox / f"receipt-{response.json['order_id']}.txt"
@@ -97,8 +97,7 @@ def test_flask_roadie_run_runs_jobs_in_the_app_context(
     assert (r.get("stat:processed"), r.get("stat:failed")) == (b"1", None)
 
 
-def test_flask_roadie_check(redis_url: str, r: redis.Redis, spawn) -> None:
-    proc = spawn([PYTHON, "-m", "flask", "--app", "shop", "roadie", "check"],
-                 env=base_env(redis_url), cwd=SITE)
+def test_flask_roadie_check(r: redis.Redis, spawn) -> None:
+    proc = spawn([PYTHON, "-m", "flask", "--app", "shop", "roadie", "check"], cwd=SITE)
     assert proc.popen.wait(60) == 0, proc.output()
     assert "redis" in proc.output().lower()

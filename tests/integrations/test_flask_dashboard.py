@@ -4,12 +4,11 @@ session login: the real app and its test client, real Redis."""
 from __future__ import annotations
 
 import re
-import sys
+from types import ModuleType
 
 import pytest
 import redis
 from flask import Flask, redirect, request, session
-from framework_support import EXAMPLES
 
 from roadie.client import Client
 from roadie.config import Config
@@ -18,14 +17,10 @@ from roadie.web.data import Data
 
 pytestmark = pytest.mark.redis
 
-sys.path.insert(0, str(EXAMPLES / "flask_site"))
-
-from shop import create_app, rd  # noqa: E402
-
 
 @pytest.fixture
-def app(redis_url: str, r: redis.Redis) -> Flask:
-    app = create_app({"ROADIE_REDIS_URL": redis_url, "SECRET_KEY": "test-only"})
+def app(shop: ModuleType, redis_url: str, r: redis.Redis) -> Flask:
+    app = shop.create_app({"ROADIE_REDIS_URL": redis_url, "SECRET_KEY": "test-only"})
 
     @app.post("/login")
     def login() -> object:
@@ -38,7 +33,7 @@ def app(redis_url: str, r: redis.Redis) -> Flask:
     def login_form() -> str:
         return "log in"
 
-    rd.mount_dashboard(app, "/roadie", require=lambda: "user" in session,
+    shop.rd.mount_dashboard(app, "/roadie", require=lambda: "user" in session,
                        login_view="login_form")
     return app
 
@@ -52,9 +47,11 @@ def test_anonymous_is_sent_to_the_login(app: Flask) -> None:
     assert app.test_client().get("/login").status_code == 200
 
 
-def test_without_login_view_the_refusal_is_401(redis_url: str, r: redis.Redis) -> None:
-    app = create_app({"ROADIE_REDIS_URL": redis_url, "SECRET_KEY": "test-only"})
-    rd.mount_dashboard(app, "/jobs", require=lambda: False)
+def test_without_login_view_the_refusal_is_401(
+    shop: ModuleType, redis_url: str, r: redis.Redis
+) -> None:
+    app = shop.create_app({"ROADIE_REDIS_URL": redis_url, "SECRET_KEY": "test-only"})
+    shop.rd.mount_dashboard(app, "/jobs", require=lambda: False)
     assert app.test_client().get("/jobs/").status_code == 401
 
 
@@ -86,13 +83,14 @@ def test_logged_in_user_sees_the_dashboard_and_pauses_a_queue(
     assert "default" in Data(config).paused()
 
 
-def test_the_dashboard_answers_only_to_the_apps_trusted_hosts(redis_url: str,
-                                                             r: redis.Redis) -> None:
+def test_the_dashboard_answers_only_to_the_apps_trusted_hosts(
+    shop: ModuleType, redis_url: str, r: redis.Redis
+) -> None:
     # Requests to the dashboard never reach Flask's own TRUSTED_HOSTS check, so the
     # dashboard is given the list: a rebinding page's Host gets 400, even logged in.
-    app = create_app({"ROADIE_REDIS_URL": redis_url, "SECRET_KEY": "test-only",
+    app = shop.create_app({"ROADIE_REDIS_URL": redis_url, "SECRET_KEY": "test-only",
                       "TRUSTED_HOSTS": ["shop.example", ".shop.test"]})
-    rd.mount_dashboard(app, "/roadie", require=lambda: True)
+    shop.rd.mount_dashboard(app, "/roadie", require=lambda: True)
     client = app.test_client()
     refused = client.get("/roadie/api/stats", base_url="http://rebind.evil.example")
     assert refused.status_code == 400

@@ -16,12 +16,12 @@ import redis
 from interop_harness import (
     PY_QUEUE,
     Fleet,
-    poll,
     require_sidekiq,
     sidekiq_api,
     sidekiq_web,
     wait_counts,
 )
+from support.wait import poll
 
 import roadie
 

@@ -19,11 +19,11 @@ from interop_harness import (
     RB_QUEUE,
     Fleet,
     counts,
-    poll,
     require_sidekiq,
     sidekiq_api,
     wait_counts,
 )
+from support.wait import poll
 
 import roadie
 from roadie.api import DeadSet, ProcessSet, RetrySet, Stats, Workers

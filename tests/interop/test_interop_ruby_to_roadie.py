@@ -16,12 +16,12 @@ from interop_harness import (
     PY_QUEUE,
     Fleet,
     counts,
-    poll,
     require_sidekiq,
     ruby_push,
     sidekiq_api,
     wait_counts,
 )
+from support.wait import poll
 
 from roadie.api import Queue, RetrySet
 

@@ -1,78 +1,34 @@
-"""Fixtures of the system tests: process harnesses and the pushing client.
+"""Fixtures of the system tests: real ``roadie run`` processes loading ``sysjobs.py``
+(``make_harness``, ``procs``) and the pushing client (``client``).
 
-When a test fails, the tail of every roadie process's log is attached to its
-report (section "roadie processes"), so a failure in CI says what the processes saw.
+``make_harness`` and ``use_client`` are the shared ones (tests/support/fixtures.py):
+when a test fails, the tail of every process's log is attached to its report.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
-from procs import Harness
+from support.fixtures import HarnessFactory
+from support.procs import Harness
 
 import roadie
-import roadie.current
-from roadie.config import Config
 
-HarnessFactory = Callable[..., Harness]
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    report = yield
-    if report.failed:
-        for harness in getattr(item, "_roadie_harnesses", []):
-            report.sections.append(("roadie processes", harness.report()))
-    return report
+SYSJOBS = Path(__file__).resolve().parent / "sysjobs.py"
 
 
 @pytest.fixture
-def make_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HarnessFactory]:
-    """``make_harness(url, env=None)``: a Harness whose processes die with the test."""
-    made: list[Harness] = []
-    request.node._roadie_harnesses = made
-
-    def make(url: str, env: Mapping[str, str] | None = None) -> Harness:
-        harness = Harness(url, tmp_path / f"procs{len(made) + 1}", env)
-        made.append(harness)
-        return harness
-
-    try:
-        yield make
-    finally:
-        for harness in made:
-            harness.close()
+def harness_jobs() -> Path:
+    return SYSJOBS
 
 
 @pytest.fixture
 def procs(make_harness: HarnessFactory, redis_url: str, r: redis.Redis) -> Harness:
     """A harness on the session's (emptied) Redis."""
     return make_harness(redis_url)
-
-
-@pytest.fixture
-def use_client() -> Iterator[Callable[[str], roadie.Client]]:
-    """``use_client(url)`` points ``perform_async`` & co. at ``url`` for this test."""
-    made: list[roadie.Client] = []
-    # Each use() stacks a default client; closing the stack puts back the one before.
-    defaults = contextlib.ExitStack()
-
-    def use(url: str) -> roadie.Client:
-        client = roadie.Client(Config(redis_url=url, redis_url_configured=True))
-        defaults.enter_context(roadie.current.using(client))
-        made.append(client)
-        return client
-
-    try:
-        yield use
-    finally:
-        defaults.close()
-        for client in made:
-            client.redis.close()
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from procs import Harness, left_anywhere, poll
+from support.procs import Harness
+from support.redis import left_anywhere
+from support.wait import poll
 
 pytestmark = pytest.mark.system
 

@@ -21,8 +21,9 @@ import pytest
 import redis
 import swarmjobs
 import sysjobs
-from helpers import wait_until
-from procs import Harness, Proc, base_env, left_anywhere
+from support.procs import Harness, Proc, base_env
+from support.redis import left_anywhere
+from support.wait import wait_until
 
 import roadie
 

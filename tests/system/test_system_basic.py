@@ -11,7 +11,9 @@ import orjson
 import pytest
 import redis
 import sysjobs
-from procs import Harness, inflight_total, left_anywhere, poll
+from support.procs import Harness
+from support.redis import inflight_total, left_anywhere
+from support.wait import poll
 
 import roadie
 from roadie.embedded import RedisServer

@@ -15,7 +15,8 @@ import time
 import pytest
 import redis
 import sysjobs
-from procs import Harness, Proc, left_anywhere
+from support.procs import Harness, Proc
+from support.redis import left_anywhere
 
 import roadie
 

@@ -11,8 +11,9 @@ import orjson
 import pytest
 import redis
 import sysjobs
-from helpers import wait_until
-from procs import DEFAULT_ENV, Harness, Proc, left_anywhere
+from support.procs import DEFAULT_ENV, Harness, Proc
+from support.redis import left_anywhere
+from support.wait import wait_until
 
 import roadie
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import forkjobs
 import pytest
 import redis
-from helpers import wait_until
-from procs import Harness, left_anywhere
+from support.procs import Harness
+from support.redis import left_anywhere
+from support.wait import wait_until
 
 import roadie
 

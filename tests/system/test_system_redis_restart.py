@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 import redis
 import sysjobs
-from helpers import wait_until
-from procs import left_anywhere
+from support.redis import left_anywhere
+from support.wait import wait_until
 
 import roadie
 from roadie.embedded import RedisServer

@@ -9,8 +9,9 @@ import orjson
 import pytest
 import redis
 import sysjobs
-from helpers import wait_until
-from procs import Harness, Proc, inflight_keys, inflight_total, left_anywhere
+from support.procs import Harness, Proc
+from support.redis import inflight_keys, inflight_total, left_anywhere
+from support.wait import wait_until
 
 import roadie
 from roadie.server.pulse.lite import KILL_GRACE_S, SECOND_STOP_AFTER_S

@@ -432,7 +432,7 @@ def test_non_finite_values_given_directly_are_refused(name: str, value: float) -
 
 @pytest.mark.parametrize("env", [
     {},  # the defaults
-    # tests/system/procs.py FAST_ENV and DEFAULT_ENV, tests/ha FAST_ENV, tests/interop
+    # tests/support/procs.py FAST_ENV and DEFAULT_ENV, tests/ha HA_ENV, tests/interop
     {"ROADIE_HEARTBEAT_INTERVAL_S": "0.5", "ROADIE_PROCESS_TTL_S": "2",
      "ROADIE_JANITOR_INTERVAL_S": "0.5", "ROADIE_POLL_INTERVAL_FIXED_S": "0.5",
      "ROADIE_SOCKET_TIMEOUT_S": "3", "ROADIE_CONNECT_TIMEOUT_S": "1"},

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from helpers import wait_until
+from support.wait import wait_until
 
 from roadie.server.supply.parking import Parking
 

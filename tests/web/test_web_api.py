@@ -127,7 +127,9 @@ def test_roadie_web_command_serves_with_a_password(redis_url: str, r: redis.Redi
     import urllib.error
     import urllib.request
 
-    from helpers import free_port, wait_until
+    from support.wait import wait_until
+
+    from roadie.embedded import free_port
 
     port = free_port()
     proc = subprocess.Popen(

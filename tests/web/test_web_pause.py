@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from helpers import wait_until
+from support.wait import wait_until
 from web_support import KEYS, web_client
 
 from roadie.client import Client

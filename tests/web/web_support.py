@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 import redis
-from helpers import free_port, wait_until
 from starlette.testclient import TestClient
+from support.wait import wait_until
 
 from roadie.client import Client
 from roadie.config import Config
+from roadie.embedded import free_port
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.retry import compress_backtrace

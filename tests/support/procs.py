@@ -1,9 +1,12 @@
-"""A small harness for the system tests: real ``roadie run`` processes.
+"""Real child processes of a test: ``roadie run`` and any other (Sidekiq, ``manage.py
+roadie run``, ``flask roadie run``).
 
-``Harness.spawn()`` starts ``python -m roadie run -r sysjobs.py ...`` with its own
-log file and waits until the process has registered in ``processes``; a ``Proc``
-is signalled, killed, waited for, and shows its log when a test fails (see
-``conftest.py``). Every process a harness started is killed when it closes.
+``Harness.spawn()`` starts ``python -m roadie run -r <jobs> ...`` with its own log file
+and, given a Redis client, waits until the process has registered in ``processes``;
+``Harness.start()`` starts any other command the same way. A ``Proc`` is signalled,
+stopped, killed, waited for, and shows its log when a test fails (the ``make_harness``
+fixture, ``support/fixtures.py``). Every process a harness started is killed when it
+closes.
 """
 
 from __future__ import annotations
@@ -14,15 +17,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
-from helpers import wait_until
 
-HERE = Path(__file__).resolve().parent
-SYSJOBS = HERE / "sysjobs.py"
+from support.wait import wait_until
 
 #: Short intervals so that the tests run in seconds; a test overrides what it studies.
 FAST_ENV = {
@@ -41,7 +42,8 @@ DEFAULT_ENV = {
 
 
 def base_env(url: str) -> dict[str, str]:
-    """The test's environment without any ROADIE_* setting that would leak in."""
+    """The test's environment for a child process on ``url``, without any ROADIE_*
+    setting (or REDIS_PROVIDER) that would leak in from the shell."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("ROADIE_") and k not in ("REDIS_PROVIDER",)}
     env["REDIS_URL"] = url
@@ -55,16 +57,18 @@ def base_env(url: str) -> dict[str, str]:
 
 
 class Proc:
-    """One ``roadie run`` process."""
+    """One child process, its output (stdout and stderr) in a log file."""
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path,
-                 cwd: Path) -> None:
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str],
+                 log_path: Path, cwd: Path) -> None:
         self.name = name
-        self.argv = argv
+        self.argv = list(argv)
         self.log_path = log_path
         self._log = log_path.open("wb")
+        # Its own session (and process group): a signal from the terminal running the
+        # tests does not reach it, and ``close`` can kill whatever it forked.
         self.popen = subprocess.Popen(
-            argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
+            self.argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.started = time.monotonic()
@@ -85,15 +89,16 @@ class Proc:
     def returncode(self) -> int | None:
         return self.popen.poll()
 
-    # --- registration ------------------------------------------------------
+    # --- registration (roadie run and Sidekiq alike) ------------------------------
     def find_identity(self, r: redis.Redis) -> str | None:
-        """This process's identity if it is in ``processes`` (hostname:pid:hex)."""
+        """This process's identity (hostname:pid:hex) once it is in ``processes`` with
+        its process hash written (Sidekiq adds the two in separate commands)."""
         if self.identity is not None:
             return self.identity
         for member in r.smembers("processes"):
             ident = member.decode()
             parts = ident.rsplit(":", 2)
-            if len(parts) == 3 and parts[1] == str(self.pid):
+            if len(parts) == 3 and parts[1] == str(self.pid) and r.hexists(ident, "info"):
                 self.identity = ident
                 return ident
         return None
@@ -134,7 +139,8 @@ class Proc:
         os.kill(self.pid, sig)
 
     def kill(self) -> float:
-        """SIGKILL and reap; returns the time (monotonic) of the kill."""
+        """SIGKILL this process (not its children) and reap it; returns the time
+        (monotonic) of the kill."""
         at = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
             self.popen.kill()
@@ -149,14 +155,27 @@ class Proc:
                 f"{self} still running after {timeout:g}s:\n{self.tail()}"
             ) from None
 
-    def close(self) -> None:
+    def stop(self, timeout: float = 30.0) -> int:
+        """TERM, then its exit code (a clean exit leaves ``processes``)."""
         if self.alive:
-            self.kill()
+            with contextlib.suppress(ProcessLookupError):
+                self.send(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def close(self) -> None:
+        """Kill its process group if it still runs (``-P`` workers, the liveness pulse,
+        anything a job forked), then close its log."""
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(10)
         self._log.close()
 
     # --- output --------------------------------------------------------------
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # closed at teardown; a teardown failure reads it after
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def tail(self, lines: int = 40) -> str:
@@ -164,10 +183,12 @@ class Proc:
 
 
 class Harness:
-    """Starts roadie processes against one Redis; kills all of them on ``close()``."""
+    """Child processes of one test on one Redis: ``roadie run`` processes loading
+    ``jobs`` (``spawn``) and any other command (``start``). Their environment is
+    ``base_env(url)``, ``FAST_ENV``, then ``env``; ``close()`` kills all of them."""
 
     def __init__(self, url: str, workdir: Path, env: Mapping[str, str] | None = None,
-                 jobs: Path = SYSJOBS) -> None:
+                 *, jobs: Path | None = None) -> None:
         self.url = url
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -175,15 +196,23 @@ class Harness:
         self.env = {**base_env(url), **FAST_ENV, **(env or {})}
         self.procs: list[Proc] = []
 
-    def spawn(self, *args: str, env: Mapping[str, str] | None = None,
-              r: redis.Redis | None = None, timeout: float = 20.0) -> Proc:
-        """Start ``roadie run -r sysjobs.py *args``; with ``r``, wait until registered."""
-        name = f"p{len(self.procs) + 1}"
-        argv = [sys.executable, "-m", "roadie", "run", "-r", str(self.jobs), *args]
+    def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+              cwd: Path | None = None, kind: str = "proc") -> Proc:
+        """Start ``argv`` (in the harness's folder unless ``cwd``) with ``env`` on top of
+        the harness's environment; its log is ``<kind><n>.log`` there."""
+        name = f"{kind}{len(self.procs) + 1}"
         # The working folder is the test's own: no stray roadie.toml is picked up.
         proc = Proc(name, argv, {**self.env, **(env or {})},
-                    self.workdir / f"{name}.log", self.workdir)
+                    self.workdir / f"{name}.log", cwd or self.workdir)
         self.procs.append(proc)
+        return proc
+
+    def spawn(self, *args: str, env: Mapping[str, str] | None = None,
+              r: redis.Redis | None = None, timeout: float = 20.0) -> Proc:
+        """Start ``roadie run -r <jobs> *args``; with ``r``, wait until registered."""
+        assert self.jobs is not None, "a Harness for roadie run needs its jobs= module"
+        proc = self.start([sys.executable, "-m", "roadie", "run", "-r", str(self.jobs), *args],
+                          env=env, kind="p")
         if r is not None:
             proc.wait_registered(r, timeout)
         return proc
@@ -196,9 +225,11 @@ class Harness:
             p.close()
 
     def report(self, lines: int = 60) -> str:
+        """The tail of every process's log, for a failed test's report."""
         out = []
         for p in self.procs:
-            out.append(f"--- {p.name} pid={p.pid} rc={p.returncode} {' '.join(p.argv[3:])}")
+            argv = " ".join("python" if a == sys.executable else a for a in p.argv)
+            out.append(f"--- {p.name} pid={p.pid} rc={p.returncode} {argv}")
             out.append(p.tail(lines))
         return "\n".join(out)
 
@@ -207,32 +238,3 @@ class Harness:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-# --- reading roadie's state ----------------------------------------------------
-def inflight_keys(r: redis.Redis) -> list[bytes]:
-    return sorted(r.scan_iter(match="roadie:inflight:*", count=1000))
-
-
-def inflight_total(r: redis.Redis) -> int:
-    return sum(int(r.llen(k)) for k in inflight_keys(r))
-
-
-def queue_total(r: redis.Redis) -> int:
-    return sum(int(r.llen(k)) for k in r.scan_iter(match="queue:*", count=1000))
-
-
-def left_anywhere(r: redis.Redis) -> dict[str, int]:
-    """Jobs still somewhere roadie keeps them (all zero when a run is fully done)."""
-    return {
-        "queues": queue_total(r),
-        "inflight": inflight_total(r),
-        "schedule": int(r.zcard("schedule")),
-        "retry": int(r.zcard("retry")),
-        "dead": int(r.zcard("dead")),
-    }
-
-
-def poll(predicate: Callable[[], Any], timeout: float, message: str) -> Any:
-    """``wait_until`` with a slightly gentler interval, for heavier checks."""
-    return wait_until(predicate, timeout, 0.1, message)
