@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from helpers import wait_until
+from support.wait import wait_until
 
 from roadie.server.supply.acks import PendingAcks
 
