@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Touched after a successful install; pyproject.toml changes make it stale.
 STAMP := $(VENV)/.roadie-installed
 
-.PHONY: venv demo test lint clean soak load fuzz bench
+.PHONY: venv demo test lint clean soak load fuzz bench ablation
 
 venv: $(STAMP)
 
@@ -40,6 +40,12 @@ soak: venv
 BENCH_ARGS ?=
 bench: venv
 	$(VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
+
+# What each speed mechanism still gains: its workloads with it on and off (about
+# 10 minutes). E.g. make ablation ABLATION_ARGS="--mechanisms steal,park".
+ABLATION_ARGS ?=
+ablation: venv
+	$(VENV)/bin/python benchmarks/ablation.py $(ABLATION_ARGS)
 
 # One million jobs through one roadie process (about 5 to 10 minutes on 2 cores):
 # push rate, Redis memory per job, deep vs shallow fetch, RSS, exactly-once check.
