@@ -348,3 +348,38 @@ def test_start_is_silent_when_every_class_queue_is_served(
     launch(queues=(("mail", 2), ("default", 1)))
 
     assert not [m for m in caplog.messages if "does not listen to" in m]
+
+
+@pytest.mark.speedup("deal")
+def test_without_the_start_gate_dealt_async_jobs_never_exceed_concurrency(
+    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher]
+) -> None:
+    """With the start gate off, a processor's thread runs as soon as it is started, so
+    the jobs dealt to it must wait for that thread: starting them on the loop as well
+    ran two stretches for one processor (twice the jobs at once), and the outcome of
+    a failure in the untended one was never written."""
+    running = 0
+    most = 0
+    ran: list[int] = []
+
+    class Counted(Job, registry=registry, name="Counted"):
+        async def perform(self, i: int) -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            try:
+                await asyncio.sleep(0.02)  # the job's own work
+                if i == 0:
+                    raise RuntimeError("the first job fails")
+            finally:
+                running -= 1
+                ran.append(i)
+
+    Counted.perform_bulk([[i] for i in range(40)])
+    launcher = launch(concurrency=2, speedups_off=("start_together",))
+    wait_until(lambda: len(ran) == 40, message="the jobs did not all run")
+    inflight = f"roadie:inflight:{launcher.identity}"
+    # The failure's retry entry is written, and nothing stays in flight.
+    wait_until(lambda: r.zcard("retry") == 1 and r.llen(inflight) == 0,
+               message="the failed job's outcome was not written")
+    assert most <= 2

@@ -110,9 +110,8 @@ class Processor:
         self.thread.start()
 
     def start_on_loop(self) -> None:
-        """Its first jobs dealt (``supply/deal.py``), before its thread passes the
-        gate: start them on the event loop now if they are async
-        (``LoopSide.start_first``)."""
+        """Its first jobs dealt (``supply/deal.py``): start them on the event loop now
+        if they are async and its thread has not begun (``LoopSide.start_first``)."""
         self.loop_side.start_first(self.thread.native_id)
 
     # --- the loop ------------------------------------------------------------
@@ -125,7 +124,7 @@ class Processor:
         supply, quiet = self.supply, self.state.quiet
         backoff = Backoff()
         try:
-            first, self.loop_side.first = self.loop_side.first, None
+            first = self.loop_side.take_first()
             if first is not None:  # its first async jobs run already (``start_on_loop``)
                 self.loop_side.wait(first)
                 supply.current = None

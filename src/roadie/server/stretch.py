@@ -38,6 +38,10 @@ class LoopSide:
         self.abandoned = abandoned
         #: A stretch started before the processor's thread ran (``start_first``).
         self.first: Pending | None = None
+        #: Set when the thread begins (``take_first``): no stretch starts for it
+        #: from elsewhere after that, or two would run at once for one processor.
+        self._thread_began = False
+        self._first_lock = threading.Lock()
         #: Released by the loop when it starts the last job of the batch: the
         #: thread then fetches the next one (``Supply.prefetch``).
         self._wake = threading.Lock()
@@ -64,16 +68,27 @@ class LoopSide:
         batch = self.supply.batch
         if not self.runner.registry.has_async or not batch:
             return
-        payload, ready = self.runner.for_loop(batch[0])
-        if payload is None or ready is None:
-            return
-        try:
-            uow = batch.popleft()
-        except IndexError:  # the thread is past the gate after all, and took it
-            return
-        self.runner.tid = self.runner.tid or make_tid(native_id)
-        self.supply.current = uow
-        self.first = self._start(uow, payload, *ready)
+        with self._first_lock:
+            if self._thread_began:  # no start gate, or it timed out: the thread takes them
+                return
+            payload, ready = self.runner.for_loop(batch[0])
+            if payload is None or ready is None:
+                return
+            try:
+                uow = batch.popleft()
+            except IndexError:
+                return
+            self.runner.tid = self.runner.tid or make_tid(native_id)
+            self.supply.current = uow
+            self.first = self._start(uow, payload, *ready)
+
+    def take_first(self) -> Pending | None:
+        """From the processor's thread as it begins: the stretch started for it, if
+        any, to wait for; none is started for it after this."""
+        with self._first_lock:
+            self._thread_began = True
+            first, self.first = self.first, None
+            return first
 
     def wait(self, pending: Pending) -> None:
         """Wait for a stretch of async jobs started on the loop; fetch the next batch
