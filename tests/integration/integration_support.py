@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import redis
 
+from roadie import aio
 from roadie.config import Config
 from roadie.keys import Keys
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.fetch import Fetcher
+from roadie.server.launcher import Launcher
 from roadie.server.outage import Outage
 from roadie.server.processor import LoopThread, Processor
 from roadie.server.state import State
 
 IDENTITY = "testhost:4242:abcdefabcdef"
+#: The in-flight list of the processors ``make_processor`` wires (identity ``IDENTITY``).
+INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
 
 def loads(raw: bytes) -> dict[str, Any]:
@@ -135,3 +140,19 @@ def started_processors(
         for proc in started:
             proc.state.quiet.set()
             proc.thread.join(10)
+
+
+def processors_exited(launcher: Launcher) -> bool:
+    """Every processor thread of ``launcher`` has ended."""
+    return all(not p.thread.is_alive() for p in launcher.manager.processors)
+
+
+def run_aio(call: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run one roadie.aio call on a new event loop, closing its client after."""
+    async def go() -> Any:
+        try:
+            return await call()
+        finally:
+            await aio.close()
+
+    return asyncio.run(go())

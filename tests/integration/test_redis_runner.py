@@ -1,4 +1,5 @@
-"""JobRunner.process() on fetched jobs: decoding, lookup, middleware, odd failures."""
+"""server/runner.py: JobRunner.process() on fetched jobs: decoding, lookup,
+middleware, odd failures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from integration_support import IDENTITY, LoopThreads, loads, make_processor
+from integration_support import INFLIGHT, LoopThreads, loads, make_processor
 
 from roadie.client import Client
 from roadie.config import Config
@@ -20,8 +21,6 @@ from roadie.payload import Payload
 from roadie.registry import Registry
 from roadie.retry import malformed_original
 from roadie.server.processor import Processor
-
-INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
 
 @pytest.fixture

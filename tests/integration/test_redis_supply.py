@@ -1,187 +1,35 @@
-"""Batched fetch: a processor takes several jobs from a deep queue in one round trip,
-and acknowledges its successes together, without weakening reliable fetch."""
+"""server/supply/supply.py: what a processor takes next. A batch of jobs from a deep
+queue in one round trip (in flight before the first runs), its size from the jobs'
+pace, acknowledgements held and written together, and an idle processor taking a job
+from a busy sibling's batch; without weakening reliable fetch."""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import redis
-from integration_support import (
-    IDENTITY,
-    LoopThreads,
-    loads,
-    make_processor,
-    started_processors,
-)
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from integration_support import INFLIGHT, loads, make_processor
 from support.wait import wait_until
 
-import roadie
-import roadie.current
-from roadie.client import Client
 from roadie.config import Config
 from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.registry import Registry
-from roadie.scripts import Scripts
-from roadie.server.fetch import Fetcher, UnitOfWork
+from roadie.server.fetch import UnitOfWork
 from roadie.server.launcher import Launcher
-from roadie.server.outcome import Outcomes
 from roadie.server.processor import Processor
 from roadie.server.supply.acks import ACK_DELAY_S
-from roadie.server.supply.deal import deal
 from roadie.server.supply.supply import HOLD_S
-
-INFLIGHT = f"roadie:inflight:{IDENTITY}"
-
 
 #: Every test pushes through the test's Redis (the ``client`` fixture, conftest.py).
 pytestmark = pytest.mark.usefixtures("client")
 
 
-@pytest.fixture
-def start(r: redis.Redis, config: Config, registry: Registry) -> Iterator[Callable[..., Processor]]:
-    """Start one processor thread (concurrency 1 unless told): stopped by quiet."""
-    loop_threads = LoopThreads()
-    with started_processors(r, config, registry, loop_threads) as make:
-        yield make
-    loop_threads.stop()
-
-
-# --- fetch.lua ---------------------------------------------------------------
-@pytest.mark.parametrize(("length", "share", "want", "taken"), [
-    (100, 10, 10, 10),  # deep: a full batch
-    (25, 10, 10, 2),    # 25 jobs for 10 processors: 2 each
-    (5, 10, 10, 1),     # shallow: one at a time, so that every processor gets work
-    (5, 0, 10, 5),      # share 0: as many as asked
-])
-def test_fetch_takes_a_batch_only_from_a_deep_queue(
-    r: redis.Redis, length: int, share: int, want: int, taken: int
-) -> None:
-    r.lpush("queue:a", *[f"j{i}".encode() for i in range(length)])
-
-    got = Scripts(r).fetch(INFLIGHT, ["queue:a"], want, share=share)
-
-    assert [raw for _, raw in got] == [f"j{i}".encode() for i in range(taken)]
-    assert r.llen(INFLIGHT) == taken and r.llen("queue:a") == length - taken
-
-
-def test_fetch_acknowledges_several_jobs_first(r: redis.Redis) -> None:
-    r.lpush(INFLIGHT, b"done1", b"running", b"done2")
-    r.lpush("queue:a", b"next")
-
-    got = Scripts(r).fetch(INFLIGHT, ["queue:a"], 1, acks=[b"done1", b"done2"])
-
-    assert got == [("queue:a", b"next")]
-    assert r.lrange(INFLIGHT, 0, -1) == [b"next", b"running"]
-
-
-def test_flush_acks_writes_every_processors_acknowledgements_at_once(
-    r: redis.Redis, config: Config, registry: Registry
-) -> None:
-    launcher = Launcher(config.replace(concurrency=3), hooks=Hooks(), registry=registry)
-    launcher.manager.processors = [launcher._processor(i) for i in range(3)]
-    inflight = f"roadie:inflight:{launcher.identity}"
-    r.lpush(inflight, b"a1", b"b1", b"running", b"b2", b"c1")
-    for p, acks in zip(launcher.manager.processors, ([b"a1"], [b"b1", b"b2"], [b"c1"]),
-                       strict=True):
-        p.supply.acks.restore(acks)
-    launcher.fetcher.ack_many([b"none", b"such"])  # loads the script
-    commands = r.info("commandstats")["cmdstat_evalsha"]["calls"]
-
-    assert launcher.manager.flush_acks(older_than=0.0) == 4
-
-    assert r.lrange(inflight, 0, -1) == [b"running"]
-    assert all(p.supply.acks.raws == [] for p in launcher.manager.processors)
-    # One round trip (the fetch script taking nothing) for all three processors.
-    assert r.info("commandstats")["cmdstat_evalsha"]["calls"] == commands + 1
-    for p in launcher.manager.processors:
-        p.fetcher.redis.close()
-
-
-@pytest.mark.parametrize(("length", "dealt"), [
-    (10, [[0, 4, 8], [1, 5, 9], [2, 6], [3, 7]]),  # a short queue: all of it, in turn
-    (50, [list(range(k, 40, 4)) for k in range(4)]),  # a deep one: a full batch each
-])
-@pytest.mark.speedup("deal")
-def test_deal_gives_starting_processors_their_first_jobs_in_one_fetch(
-    r: redis.Redis, config: Config, registry: Registry, length: int, dealt: list[list[int]]
-) -> None:
-    launcher = Launcher(config.replace(concurrency=4), hooks=Hooks(), registry=registry)
-    procs = [launcher._processor(i) for i in range(4)]
-    r.lpush("queue:default", *[f"j{i}".encode() for i in range(length)])
-    launcher.fetcher.ack_many([b"none", b"such"])  # loads the script
-    calls = r.info("commandstats")["cmdstat_evalsha"]["calls"]
-
-    taken = deal(launcher.fetcher, [p.supply for p in procs], launcher.state)
-
-    assert taken == sum(map(len, dealt)) == r.llen(f"roadie:inflight:{launcher.identity}")
-    assert r.llen("queue:default") == length - taken
-    assert [[u.raw.decode() for u in p.supply.batch] for p in procs] == [
-        [f"j{i}" for i in want] for want in dealt]
-    assert r.info("commandstats")["cmdstat_evalsha"]["calls"] == calls + 1
-    for p in procs:
-        p.fetcher.redis.close()
-
-
-@pytest.mark.speedup("deal")
-def test_deal_starts_the_first_async_jobs_on_the_loop_before_any_thread_runs(
-    r: redis.Redis, config: Config, registry: Registry
-) -> None:
-    ran: list[tuple[int, str]] = []
-
-    class Coro(Job, registry=registry, name="Coro"):
-        async def perform(self, i: int) -> None:
-            ran.append((i, threading.current_thread().name))
-
-    launcher = Launcher(config.replace(concurrency=2), hooks=Hooks(), registry=registry)
-    procs = [launcher._processor(i) for i in range(2)]  # threads not started
-    Coro.perform_bulk([[i] for i in range(4)])
-    try:
-        assert launcher._deal(procs) == 4
-
-        # Each processor's first two jobs run on the loop, though no processor
-        # thread exists to hand them over; each waits for its thread to collect.
-        wait_until(lambda: len(ran) == 4, message="the dealt async jobs did not run")
-        assert sorted(ran) == [(i, "roadie.asyncio") for i in range(4)]
-        for p in procs:
-            first = p.loop_side.first
-            assert first is not None and first.wait(5) and first.done
-            assert first.result() is None and not p.supply.batch
-        assert sorted(raw for p in procs for raw in p.supply.acks.raws) == sorted(
-            r.lrange(f"roadie:inflight:{launcher.identity}", 0, -1))
-    finally:
-        launcher._loop_thread().stop()
-        for p in procs:
-            p.fetcher.redis.close()
-
-
-def test_deal_takes_nothing_after_quiet_or_without_redis(
-    r: redis.Redis, config: Config, registry: Registry
-) -> None:
-    launcher = Launcher(config.replace(concurrency=2), hooks=Hooks(), registry=registry)
-    procs = [launcher._processor(i) for i in range(2)]
-    r.lpush("queue:default", b"j0", b"j1")
-    launcher.state.quiet.set()
-    assert deal(launcher.fetcher, [p.supply for p in procs], launcher.state) == 0
-    launcher.state.quiet.clear()
-    # A Redis that does not answer: the processors will fetch (and report) themselves.
-    down = Fetcher(redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)),
-                   config, launcher.keys,
-                   launcher.identity)
-    assert deal(down, [p.supply for p in procs], launcher.state) == 0
-    assert all(not p.supply.batch for p in procs) and r.llen("queue:default") == 2
-    for p in procs:
-        p.fetcher.redis.close()
-
-
-# --- the processor -------------------------------------------------------------
+# --- a processor's batch ---------------------------------------------------------
 @pytest.mark.speedup("batch")
 def test_a_batch_is_in_flight_in_redis_before_its_first_job_runs(
     r: redis.Redis, registry: Registry, start: Callable[..., Processor]
@@ -275,145 +123,6 @@ def test_finished_jobs_are_acknowledged_while_a_long_one_runs(
         stopper.join(15)
     assert not stopper.is_alive()
     assert r.get("stat:processed") == b"3"
-
-
-@pytest.mark.speedup("batch")
-def test_quiet_pushes_back_the_jobs_of_a_batch_not_started(
-    r: redis.Redis, registry: Registry, start: Callable[..., Processor],
-    release: threading.Event,
-) -> None:
-    ran: list[int] = []
-
-    class Slow(Job, registry=registry, name="Slow"):
-        def perform(self, i: int) -> None:
-            ran.append(i)
-            release.wait(30)
-
-    Slow.perform_bulk([[i] for i in range(4)])
-    proc = start()
-    wait_until(lambda: ran == [0], message="the first job did not start")
-    assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == []
-    proc.state.quiet.set()
-    release.set()
-    proc.thread.join(10)
-
-    assert ran == [0]
-    assert r.llen(INFLIGHT) == 0
-    # Back at the front of the queue in their order: job 1 runs next.
-    assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == [[3], [2], [1]]
-
-
-def test_hard_stop_pushes_back_the_batch_and_acknowledges_what_succeeded(
-    r: redis.Redis, config: Config, registry: Registry, release: threading.Event
-) -> None:
-    ran: list[int] = []
-
-    class Stuck(Job, registry=registry, name="Stuck"):
-        def perform(self, i: int) -> None:
-            ran.append(i)
-            if i == 1:
-                release.wait(30)
-
-    launcher = Launcher(config.replace(concurrency=1, timeout_s=0.3), hooks=Hooks(),
-                        registry=registry)
-    inflight = f"roadie:inflight:{launcher.identity}"
-    Stuck.perform_bulk([[i] for i in range(4)])
-    launcher.start()
-    wait_until(lambda: ran == [0, 1], message="job 1 did not start")
-    launcher.stop()
-    release.set()
-
-    assert launcher.hard_stopped and launcher.requeued == 1
-    assert r.llen(inflight) == 0
-    # Job 0 succeeded (acknowledged, not pushed back); the stuck job 1 runs next,
-    # then 2 and 3, which were never started.
-    assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == [[3], [2], [1]]
-    assert r.get("stat:processed") == b"2" and r.get("stat:failed") == b"1"
-
-
-# --- roadie.redis_client() ------------------------------------------------------
-def test_redis_client_is_one_connection_per_thread(r: redis.Redis, client: Client) -> None:
-    mine = roadie.redis_client()
-    assert roadie.redis_client() is mine
-    other: list[Any] = []
-    t = threading.Thread(target=lambda: other.append(roadie.redis_client()))
-    t.start()
-    t.join(5)
-
-    assert other and other[0] is not mine
-    mine.set("written-by-job", b"1")
-    assert r.get("written-by-job") == b"1"  # the default client's Redis
-    assert mine.connection is not None  # a single, dedicated connection
-
-
-def test_redis_client_follows_a_new_default_client(config: Config, client: Client) -> None:
-    first = roadie.redis_client()
-    roadie.configure(config)
-    try:
-        assert roadie.redis_client() is not first
-    finally:
-        roadie.configure(client=client)
-
-
-@pytest.mark.speedup("lend_connection")
-@pytest.mark.parametrize("same_redis", [True, False])
-def test_a_processor_lends_its_connection_to_its_jobs(
-    r: redis.Redis, config: Config, registry: Registry, client: Client,
-    monkeypatch: pytest.MonkeyPatch, same_redis: bool,
-) -> None:
-    # The default client on other settings: no lending.
-    other = Client(config.replace(socket_timeout_s=config.socket_timeout_s + 1))
-    default = roadie.current.using(client if same_redis else other)
-    used: list[tuple[str, Any]] = []
-
-    class Borrow(Job, registry=registry, name="Borrow"):
-        def perform(self, i: int) -> None:
-            mine = roadie.redis_client()
-            mine.incr("borrowed")
-            used.append((threading.current_thread().name, mine))
-
-    launcher = Launcher(config.replace(concurrency=2), hooks=Hooks(), registry=registry)
-    with default:
-        launcher.start()
-        try:
-            Borrow.perform_bulk([[i] for i in range(6)])
-            wait_until(lambda: len(used) == 6, message="the six jobs did not run")
-            fetchers = {p.thread.name: p.fetcher.redis for p in launcher.manager.processors}
-        finally:
-            launcher.stop()
-
-    assert r.get("borrowed") == b"6"
-    for thread, mine in used:
-        assert (mine is fetchers[thread]) is same_redis
-    # One client per thread either way.
-    assert len({id(mine) for _, mine in used}) == len({thread for thread, _ in used})
-
-
-def test_a_job_that_crashes_its_processor_is_buried_not_requeued(
-    r: redis.Redis, registry: Registry, start: Callable[..., Processor],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    class Boom(Job, registry=registry, name="Boom"):
-        def perform(self, i: int) -> None:
-            if i == 0:
-                raise ValueError("job failure")
-
-    def broken_fail(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("a bug on the failure path")  # escapes process()
-
-    monkeypatch.setattr(Outcomes, "failed", broken_fail)
-    Boom.perform_bulk([[i] for i in range(3)])
-    [crasher_raw] = [raw for raw in r.lrange("queue:default", 0, -1)
-                     if loads(raw)["args"] == [0]]
-    proc = start()
-    proc.thread.join(10)
-
-    assert not proc.thread.is_alive()
-    # The crasher is in the dead set byte for byte; the two jobs of its batch that
-    # never started are back in the queue, in order; nothing is left in flight.
-    assert r.zrange("dead", 0, -1) == [crasher_raw]
-    assert [loads(x)["args"] for x in r.lrange("queue:default", 0, -1)] == [[2], [1]]
-    assert r.llen(INFLIGHT) == 0
 
 
 # --- sharing the jobs of a process ------------------------------------------------
