@@ -62,3 +62,22 @@ def test_unregister(reg: Registry) -> None:
     reg.unregister("Gone")
     reg.unregister("Gone")  # twice is fine
     assert "Gone" not in reg
+
+
+def test_has_async_follows_the_registered_classes(reg: Registry) -> None:
+    class Sync(Job, registry=reg, name="Sync"):
+        def perform(self) -> None: ...
+
+    assert reg.has_async is False
+
+    class Async(Job, registry=reg, name="Async"):
+        async def perform(self) -> None: ...
+
+    class AlsoAsync(Job, registry=reg, name="AlsoAsync"):
+        async def perform(self) -> None: ...
+
+    assert reg.has_async is True
+    reg.unregister("Async")
+    assert reg.has_async is True  # AlsoAsync is still there
+    reg.unregister("AlsoAsync")
+    assert reg.has_async is False and reg.names() == ["Sync"]
