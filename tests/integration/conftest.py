@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
+from integration_support import LoopThreads, started_processors
 
 import roadie.current
 from roadie.client import Client
@@ -14,6 +16,7 @@ from roadie.config import Config
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.launcher import Launcher
+from roadie.server.processor import Processor
 
 
 @pytest.fixture
@@ -62,3 +65,22 @@ def launch(
     for launcher in made:
         if not launcher.state.stopping.is_set():
             launcher.stop()
+
+
+@pytest.fixture
+def loop_threads() -> Iterator[LoopThreads]:
+    """The event loop thread of the processors ``start`` makes (started on first use,
+    as the launcher does), stopped when the test ends."""
+    threads = LoopThreads()
+    yield threads
+    threads.stop()
+
+
+@pytest.fixture
+def start(
+    r: redis.Redis, config: Config, registry: Registry, loop_threads: LoopThreads
+) -> Iterator[Callable[..., Processor]]:
+    """``start(hooks=None, **settings)``: start one processor thread (concurrency 1
+    unless told), wired like the launcher wires one; quieted and joined at teardown."""
+    with started_processors(r, config, registry, loop_threads) as make:
+        yield make

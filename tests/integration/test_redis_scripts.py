@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from roadie.scripts import Scripts
@@ -86,6 +87,33 @@ def test_fetch_keeps_every_job_in_exactly_one_place(r: redis.Redis) -> None:
     )
     assert sorted(everywhere) == sorted(jobs)
     assert r.llen(INFLIGHT) == 5
+
+
+@pytest.mark.parametrize(("length", "share", "want", "taken"), [
+    (100, 10, 10, 10),  # deep: a full batch
+    (25, 10, 10, 2),    # 25 jobs for 10 processors: 2 each
+    (5, 10, 10, 1),     # shallow: one at a time, so that every processor gets work
+    (5, 0, 10, 5),      # share 0: as many as asked
+])
+def test_fetch_takes_a_batch_only_from_a_deep_queue(
+    r: redis.Redis, length: int, share: int, want: int, taken: int
+) -> None:
+    r.lpush("queue:a", *[f"j{i}".encode() for i in range(length)])
+
+    got = Scripts(r).fetch(INFLIGHT, ["queue:a"], want, share=share)
+
+    assert [raw for _, raw in got] == [f"j{i}".encode() for i in range(taken)]
+    assert r.llen(INFLIGHT) == taken and r.llen("queue:a") == length - taken
+
+
+def test_fetch_acknowledges_several_jobs_first(r: redis.Redis) -> None:
+    r.lpush(INFLIGHT, b"done1", b"running", b"done2")
+    r.lpush("queue:a", b"next")
+
+    got = Scripts(r).fetch(INFLIGHT, ["queue:a"], 1, acks=[b"done1", b"done2"])
+
+    assert got == [("queue:a", b"next")]
+    assert r.lrange(INFLIGHT, 0, -1) == [b"next", b"running"]
 
 
 # --- enqueue_due ----------------------------------------------------------------

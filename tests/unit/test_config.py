@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 
@@ -81,22 +80,6 @@ def test_event_loop_uvloop_without_uvloop_says_how_to_fix(
     with pytest.raises(ConfigError, match="pip install uvloop"):
         Config(event_loop="uvloop")
     assert Config(event_loop="auto").event_loop == "auto"
-
-
-@pytest.mark.parametrize(("kind", "module"), [("auto", "uvloop"), ("uvloop", "uvloop"),
-                                              ("asyncio", "asyncio")])
-def test_async_jobs_run_on_the_configured_event_loop(kind: str, module: str) -> None:
-    pytest.importorskip("uvloop")  # a dependency of roadie except on Windows
-    from roadie.server.asyncloop import LoopThread
-
-    runner = LoopThread(kind)
-    try:
-        async def loop_module() -> str:
-            return type(asyncio.get_running_loop()).__module__.split(".")[0]
-
-        assert runner.run(loop_module()) == module
-    finally:
-        runner.stop()
 
 
 # --- queues ----------------------------------------------------------------------

@@ -1,23 +1,19 @@
-"""job.py and registry.py: class options, names, the registry, @roadie.job (no Redis)."""
+"""job.py: class options, names, @roadie.job, set(), and what a push hands to the
+client (no Redis)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 import roadie
-from roadie.errors import JobDefinitionError, UnknownJobError
+from roadie.errors import JobDefinitionError
 from roadie.job import Job, JobFunction, JobSetter, job
-from roadie.pushcheck import to_epoch, to_seconds
 from roadie.registry import Registry, default_registry
-
-
-@pytest.fixture
-def reg() -> Registry:
-    return Registry()
-
+from unit.unit_support import REG, Mail, Recorder
 
 # --- options -------------------------------------------------------------------
 
@@ -116,60 +112,6 @@ def test_a_class_without_perform_raises(reg: Registry) -> None:
             pass
 
     assert reg.names() == []
-
-
-def test_two_classes_with_one_name_raise(reg: Registry) -> None:
-    class First(Job, registry=reg, name="Shared"):
-        def perform(self) -> None: ...
-
-    with pytest.raises(JobDefinitionError) as info:
-
-        class Second(Job, registry=reg, name="Shared"):
-            def perform(self) -> None: ...
-
-    msg = str(info.value)
-    assert "two job classes claim the name 'Shared'" in msg
-    assert "First" in msg and "Second" in msg
-    assert "name='...'" in msg
-    assert reg.get("Shared") is First
-
-
-def test_redefining_the_same_class_replaces_it_silently(reg: Registry) -> None:
-    defined = []
-    for _ in range(2):
-
-        class Again(Job, registry=reg):
-            def perform(self) -> None: ...
-
-        defined.append(Again)
-    assert defined[0] is not defined[1]
-    assert reg.get(defined[1].name) is defined[1]
-    assert len(reg.names()) == 1
-
-
-def test_registering_the_same_class_twice_is_fine(reg: Registry) -> None:
-    class Twice(Job, registry=reg, name="Twice"):
-        def perform(self) -> None: ...
-
-    reg.register("Twice", Twice)
-    assert reg.get("Twice") is Twice
-
-
-def test_unknown_job(reg: Registry) -> None:
-    message = r"^unknown job class HardJob; is its module loaded with -r\?$"
-    with pytest.raises(UnknownJobError, match=message):
-        reg.get("HardJob")
-    assert reg.find("HardJob") is None
-    assert "HardJob" not in reg
-
-
-def test_unregister(reg: Registry) -> None:
-    class Gone(Job, registry=reg, name="Gone"):
-        def perform(self) -> None: ...
-
-    reg.unregister("Gone")
-    reg.unregister("Gone")  # twice is fine
-    assert "Gone" not in reg
 
 
 def test_is_async(reg: Registry) -> None:
@@ -292,29 +234,66 @@ def test_job_decorator_bad_option(reg: Registry) -> None:
         def broken() -> None: ...
 
 
-# --- time helpers ----------------------------------------------------------------
+# --- pushes: what perform_async / perform_in / perform_at / perform_bulk hand to the
+# client (a Recorder: tests/integration checks how they reach Redis) --------------
 
 
-def test_to_seconds() -> None:
-    assert to_seconds(timedelta(minutes=2, milliseconds=500)) == 120.5
-    assert to_seconds(30) == 30.0
-    assert isinstance(to_seconds(30), float)
-    assert to_seconds(1.25) == 1.25
+@job(registry=REG, name="notify", queue="low")
+def notify(user_id: int) -> None: ...
 
 
-def test_to_epoch() -> None:
-    when = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-    assert to_epoch(when) == when.timestamp() == 1795867200.0
-    plus_two = datetime(2026, 11, 28, 14, 0, tzinfo=timezone(timedelta(hours=2)))
-    assert to_epoch(plus_two) == 1795867200.0
-    assert to_epoch(1795867200) == 1795867200.0
-    assert isinstance(to_epoch(1795867200), float)
-    assert to_epoch(1795867200.5) == 1795867200.5
+def test_perform_async(client: Recorder) -> None:
+    assert Mail.perform_async(42, "hello") == "jid-1"
+    assert client.pushed == [
+        {"queue": "mail", "retry": 3, "args": [42, "hello"], "class": "Mail"}
+    ]
 
 
-@pytest.mark.parametrize("bad", ["10", "2026-11-28", None, True, [1]])
-def test_time_helpers_refuse_other_types(bad: Any) -> None:
-    with pytest.raises(TypeError, match="must be seconds or a timedelta"):
-        to_seconds(bad)
-    with pytest.raises(TypeError, match="must be a datetime or epoch seconds"):
-        to_epoch(bad)
+def test_set_then_perform_async(client: Recorder) -> None:
+    Mail.set(queue="critical", retry=0).perform_async(1)
+    assert client.pushed == [{"queue": "critical", "retry": 0, "args": [1], "class": "Mail"}]
+
+
+def test_perform_in_zero_or_negative_is_immediate(client: Recorder) -> None:
+    Mail.perform_in(0, 1)
+    Mail.perform_in(timedelta(seconds=-5), 2)
+    assert ["at" in item for item in client.pushed] == [False, False]
+
+
+def test_perform_at_a_past_time_drops_at(client: Recorder) -> None:
+    # Sidekiq's rule: a time <= now is pushed at once, without "at".
+    Mail.perform_at(datetime(2001, 1, 1, tzinfo=UTC), 1)
+    Mail.perform_at(time.time() - 10, 2)
+    assert all("at" not in item for item in client.pushed)
+
+
+def test_perform_bulk(client: Recorder) -> None:
+    jids = Mail.perform_bulk([[1], [2, "x"]], batch_size=50)
+    assert jids == ["jid-0", "jid-1"]
+    items, batch_size = client.bulk[0]
+    assert batch_size == 50
+    assert items == [
+        {"queue": "mail", "retry": 3, "args": [1], "class": "Mail"},
+        {"queue": "mail", "retry": 3, "args": [2, "x"], "class": "Mail"},
+    ]
+
+
+def test_items_do_not_share_option_dicts(client: Recorder) -> None:
+    Mail.perform_async(1)
+    client.pushed[0]["queue"] = "changed by middleware"
+    Mail.perform_async(2)
+    assert client.pushed[1]["queue"] == "mail"
+    assert Mail.options["queue"] == "mail"
+
+
+def test_job_function_pushes_like_a_job(client: Recorder) -> None:
+    notify.perform_async(5)
+    notify.set(queue="high").perform_async(6)
+    notify.perform_in(60, 7)
+    notify.perform_at(time.time() + 60, 8)
+    notify.perform_bulk([[9]])
+    assert [i["queue"] for i in client.pushed] == ["low", "high", "low", "low"]
+    assert [i["args"] for i in client.pushed] == [[5], [6], [7], [8]]
+    assert all(i["class"] == "notify" for i in client.pushed)
+    assert ["at" in i for i in client.pushed] == [False, False, True, True]
+    assert client.bulk[0][0] == [{"queue": "low", "args": [9], "class": "notify"}]

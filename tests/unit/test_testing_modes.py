@@ -16,14 +16,13 @@ import pytest
 import roadie
 import roadie.current
 import roadie.testing
-from roadie.config import Config
 from roadie.errors import ArgumentTypeError, RoadieError, UnknownJobError
 from roadie.middleware import Hooks
 from roadie.payload import Payload
 from roadie.registry import Registry
 from roadie.testing import EmptyQueueError, FakeClient, InlineClient, NotInFakeMode
+from unit.unit_support import NOWHERE
 
-NOWHERE = Config(redis_url="redis://127.0.0.1:1/0", redis_url_configured=True)
 registry = Registry()
 ran: list[tuple[str, Any]] = []
 
@@ -327,16 +326,6 @@ def test_modes_restore_the_previous_client() -> None:
 def test_inline_mode_keeps_no_lists() -> None:
     with roadie.testing.inline(registry=registry), pytest.raises(NotInFakeMode):
         WelcomeEmail.jobs
-
-
-def test_using_none_leaves_no_default_client_for_the_block() -> None:
-    real = roadie.Client(NOWHERE)
-    with roadie.current.using(real):
-        with roadie.current.using(None) as none:
-            assert none is None
-            assert roadie.current.configured() is None
-        assert roadie.current.configured() is real
-    assert roadie.testing.using is roadie.current.using
 
 
 def test_fake_by_default_uses_the_default_hooks_and_registry() -> None:

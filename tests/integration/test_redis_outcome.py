@@ -1,4 +1,6 @@
-"""JobRunner.process(): what a failed attempt writes (SIDEKIQ-WIRE.md section 7)."""
+"""server/outcome.py: what a job's run leads to, written to Redis (through
+JobRunner.process()): a success acknowledged, and what a failed attempt writes
+(SIDEKIQ-WIRE.md section 7): retry, dead or discard, and the hooks called."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from integration_support import IDENTITY, LoopThreads, loads, make_processor
+from integration_support import INFLIGHT, LoopThreads, loads, make_processor
 
 from roadie.client import Client
 from roadie.config import Config
@@ -19,8 +21,6 @@ from roadie.payload import Payload
 from roadie.registry import Registry
 from roadie.retry import decompress_backtrace
 from roadie.server.processor import Processor
-
-INFLIGHT = f"roadie:inflight:{IDENTITY}"
 
 
 class Boom(Exception):

@@ -1,12 +1,13 @@
-"""Client push: the exact Redis writes of SIDEKIQ-WIRE.md section 4."""
+"""roadie/client.py: a push's exact Redis writes (SIDEKIQ-WIRE.md section 4), client
+middleware, ``prepare``, and ``roadie.redis_client()``."""
 
 from __future__ import annotations
 
-import asyncio
 import re
+import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,10 +17,9 @@ from integration_support import CommandLog, compact, loads
 import roadie
 import roadie.client
 import roadie.testing
-from roadie import aio
 from roadie.client import Client
 from roadie.config import Config
-from roadie.errors import ArgumentTypeError, JobDefinitionError
+from roadie.errors import ArgumentTypeError
 from roadie.job import Job
 from roadie.middleware import Hooks
 from roadie.payload import Payload
@@ -29,21 +29,12 @@ JID = re.compile(r"^[0-9a-f]{24}$")
 
 
 @pytest.fixture
-def hooks() -> Hooks:
-    return Hooks()
-
-
-@pytest.fixture
 def client(config: Config, hooks: Hooks, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    """A client on the test Redis, also made the default one (for perform_async)."""
+    """A client on the test Redis, also made the default one (for perform_async); unlike
+    conftest.py's, it runs the test's ``hooks`` (client middleware)."""
     c = Client(config, hooks=hooks)
     with roadie.current.using(c):
         yield c
-
-
-@pytest.fixture
-def registry() -> Registry:
-    return Registry()
 
 
 def test_push_writes_sadd_queues_and_lpush_in_one_transaction(
@@ -331,186 +322,8 @@ def test_namespace_prefixes_every_key(r: redis.Redis, config: Config) -> None:
     assert loads(r.rpop("x:queue:q"))["queue"] == "q"
 
 
-# --- a push no worker could run is refused, and writes nothing ------------------------
-
-
-def run_aio(call: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run one roadie.aio call on a new event loop, closing its client after."""
-    async def go() -> Any:
-        try:
-            return await call()
-        finally:
-            await aio.close()
-
-    return asyncio.run(go())
-
-
-class Later(Job, name="push_checks.Later"):
-    def perform(self, n: int) -> None: ...
-
-
+# --- prepare: what a push would write, not written ----------------------------------
 INF, NAN = float("inf"), float("nan")
-FAR = datetime(9999, 12, 31, tzinfo=UTC)
-
-ABSURD_TIMES: dict[str, Callable[[], Any]] = {
-    "perform_in(inf)": lambda: Later.perform_in(INF, 1),
-    "perform_in(nan)": lambda: Later.perform_in(NAN, 1),
-    "perform_in(-inf)": lambda: Later.perform_in(-INF, 1),
-    "perform_in(timedelta.max)": lambda: Later.perform_in(timedelta.max, 1),
-    "perform_in(101 years)": lambda: Later.perform_in(101 * 365 * 86400, 1),
-    "perform_at(1e15)": lambda: Later.perform_at(1e15, 1),
-    "perform_at(nan)": lambda: Later.perform_at(NAN, 1),
-    "perform_at(inf)": lambda: Later.perform_at(INF, 1),
-    "perform_at(10**400)": lambda: Later.perform_at(10**400, 1),
-    "perform_at(year 9999)": lambda: Later.perform_at(FAR, 1),
-    "set().perform_in(inf)": lambda: Later.set(queue="low").perform_in(INF, 1),
-    "set().perform_at(1e15)": lambda: Later.set(queue="low").perform_at(1e15, 1),
-    "roadie.push(at=inf)": lambda: roadie.push("Later", [1], at=INF),
-    "roadie.push(at=nan)": lambda: roadie.push("Later", [1], at=NAN),
-    "Client.push(at=1e15)": lambda: roadie.client.get_client().push(
-        {"class": "Later", "args": [1], "at": 1e15}),
-    "aio.perform_in(inf)": lambda: run_aio(lambda: aio.perform_in(Later, INF, 1)),
-    "aio.perform_at(nan)": lambda: run_aio(lambda: aio.perform_at(Later, NAN, 1)),
-    "aio.perform_at(1e15)": lambda: run_aio(lambda: aio.perform_at(Later, 1e15, 1)),
-    "aio.push(at=inf)": lambda: run_aio(lambda: aio.push("Later", [1], at=INF)),
-}
-
-
-@pytest.mark.parametrize("call", ABSURD_TIMES.values(), ids=ABSURD_TIMES.keys())
-def test_a_time_no_job_can_wait_for_is_refused_and_nothing_is_written(
-    r: redis.Redis, client: Client, call: Callable[[], Any]
-) -> None:
-    with pytest.raises(ValueError, match=r"Later.*is not a (time|delay) a job can be "
-                       r"scheduled (for|with).* at most 100 years"):
-        call()
-    assert r.keys("*") == []
-
-
-def test_a_time_in_milliseconds_is_refused_with_a_hint(r: redis.Redis, client: Client) -> None:
-    with pytest.raises(ValueError, match=r"looks like milliseconds: divide by 1000"):
-        Later.perform_at(time.time() * 1000 + 60_000, 1)
-    assert r.keys("*") == []
-
-
-def test_times_in_the_past_and_sidekiqs_relative_numbers_still_work(
-    r: redis.Redis, client: Client
-) -> None:
-    Later.perform_in(-1e300, 1)  # any delay of zero or less: at once
-    Later.perform_at(datetime(1, 1, 1, tzinfo=UTC), 2)
-    assert r.llen("queue:default") == 2 and r.zcard("schedule") == 0
-    before = time.time()
-    Later.perform_at(999_999_999, 3)  # below 1e9: seconds from now (31.7 years)
-    [(_, score)] = r.zrange("schedule", 0, -1, withscores=True)
-    assert before + 999_999_999 <= score <= time.time() + 999_999_999
-
-
-def test_a_naive_datetime_is_refused_and_nothing_is_written(
-    r: redis.Redis, client: Client
-) -> None:
-    naive = datetime.now() + timedelta(hours=1)
-    for call in (lambda: Later.perform_at(naive, 1),
-                 lambda: run_aio(lambda: aio.perform_at(Later, naive, 1))):
-        with pytest.raises(ValueError, match=r"Later.perform_at: .* is a naive datetime "
-                           r"\(no tzinfo\).*datetime.now\(timezone.utc\)"):
-            call()
-    assert r.keys("*") == []
-    Later.perform_at(naive.astimezone(), 1)  # the fix the message gives
-    assert r.zcard("schedule") == 1
-
-
-class Two(Job, name="push_checks.Two"):
-    def perform(self, a: int, b: str = "x") -> None: ...
-
-
-class KeywordOnly(Job, name="push_checks.KeywordOnly"):
-    def perform(self, a: int, *, flag: bool) -> None: ...
-
-
-class AnyArgs(Job, name="push_checks.AnyArgs"):
-    def perform(self, *args: Any) -> None: ...
-
-
-@roadie.job(name="push_checks.one_arg")
-def one_arg(n: int) -> None: ...
-
-
-def test_arguments_that_do_not_fit_perform_are_refused_and_nothing_is_written(
-    r: redis.Redis, client: Client
-) -> None:
-    signature = r"Two: perform\(a, b='x'\) cannot take the arguments "
-    refusals: list[tuple[Callable[[], Any], str]] = [
-        (lambda: Two.perform_async(), signature + r"\[\] \(0 given\): missing a required "
-         r"argument: 'a'\. Nothing was pushed"),
-        (lambda: Two.perform_async(1, "y", 3), signature + r"\[1, 'y', 3\] \(3 given\): too "
-         "many positional arguments"),
-        (lambda: Two.perform_async(a=1), r"Two: got keyword arguments 'a'; job arguments "  # type: ignore[arg-type]
-         "are positional only"),
-        (lambda: Two.set(queue="low").perform_in(60, 1, 2, 3), signature),
-        (lambda: Two.perform_at(time.time() + 60), signature),
-        (lambda: Two.perform_bulk([[1], [1, "y"], [1, "y", 3]]), signature),
-        (lambda: Two.perform_bulk([1, 2]), r"Two.perform_bulk: args_list holds one argument "  # type: ignore[list-item]
-         "list per job; its item 0 is 1, not a list"),
-        (lambda: KeywordOnly.perform_async(1), r"KeywordOnly: perform\(a, \*, flag\) cannot "
-         "take the arguments .*missing a required argument: 'flag'"),
-        (lambda: one_arg.perform_async(), r"one_arg: perform\(n\) cannot take"),
-        (lambda: run_aio(lambda: aio.perform_async(Two)), signature),
-        (lambda: run_aio(lambda: aio.perform_bulk(Two, [[1], []])), signature),
-        (lambda: run_aio(lambda: aio.perform_async(Two, b="y")), "keyword arguments 'b'"),  # type: ignore[arg-type]
-    ]
-    for call, message in refusals:
-        with pytest.raises(TypeError, match=message):
-            call()
-    assert r.keys("*") == []
-
-    # What fits is pushed; a job pushed by name is not checked (its class may live
-    # in another codebase).
-    Two.perform_async(1)
-    Two.perform_async(1, "y")
-    AnyArgs.perform_async(1, 2, 3, 4)
-    one_arg.perform_async(5)
-    roadie.push("Two", [1, 2, 3, 4])
-    run_aio(lambda: aio.perform_async(Two, 1))
-    assert r.llen("queue:default") == 6
-
-    # A test in fake or inline mode sees the same refusal as production.
-    for mode in (roadie.testing.fake, roadie.testing.inline):
-        with mode(), pytest.raises(TypeError, match=signature):
-            Two.perform_async(1, "y", 3)
-
-
-def test_a_job_class_of_main_is_refused_but_runs_in_test_modes(
-    r: redis.Redis, client: Client, registry: Registry
-) -> None:
-    class Script(Job, registry=registry):
-        __module__ = "__main__"  # as when defined in the script being run
-
-        def perform(self, n: int) -> None:
-            ran.append(n)
-
-    class Named(Job, registry=registry, name="Named"):
-        __module__ = "__main__"
-
-        def perform(self) -> None: ...
-
-    ran: list[int] = []
-    assert Script.name.startswith("__main__.")
-    for call in (lambda: Script.perform_async(1), lambda: Script.perform_in(60, 1),
-                 lambda: Script.perform_bulk([[1]]),
-                 lambda: run_aio(lambda: aio.perform_async(Script, 1))):
-        with pytest.raises(JobDefinitionError, match=r"__main__\..*Script is defined in "
-                           r"__main__ .*a roadie worker can never import it under that "
-                           r"name: nothing was pushed\. Move the job into a module"):
-            call()
-    assert r.keys("*") == []
-    assert Named.perform_async()  # a name the worker may know: pushed
-
-    # The testing clients run jobs in this process, where __main__ is importable.
-    with roadie.testing.fake(registry=registry):
-        Script.perform_async(2)
-        assert roadie.testing.drain() == 1
-    with roadie.testing.inline(registry=registry):
-        Script.perform_async(3)
-    assert ran == [2, 3]
 
 
 def test_prepare_ignores_at_even_an_absurd_one(r: redis.Redis, client: Client) -> None:
@@ -520,3 +333,27 @@ def test_prepare_ignores_at_even_an_absurd_one(r: redis.Redis, client: Client) -
         payload = client.prepare({"class": "push_checks.Later", "args": [1], "at": at})
         assert payload is not None and "at" not in payload
     assert r.keys("*") == []
+
+
+# --- roadie.redis_client() ------------------------------------------------------
+def test_redis_client_is_one_connection_per_thread(r: redis.Redis, client: Client) -> None:
+    mine = roadie.redis_client()
+    assert roadie.redis_client() is mine
+    other: list[Any] = []
+    t = threading.Thread(target=lambda: other.append(roadie.redis_client()))
+    t.start()
+    t.join(5)
+
+    assert other and other[0] is not mine
+    mine.set("written-by-job", b"1")
+    assert r.get("written-by-job") == b"1"  # the default client's Redis
+    assert mine.connection is not None  # a single, dedicated connection
+
+
+def test_redis_client_follows_a_new_default_client(config: Config, client: Client) -> None:
+    first = roadie.redis_client()
+    roadie.configure(config)
+    try:
+        assert roadie.redis_client() is not first
+    finally:
+        roadie.configure(client=client)
