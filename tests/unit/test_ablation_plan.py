@@ -3,26 +3,17 @@ is started)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
+from support.scripts import load_script
 
 from roadie.speedups import SPEEDUPS
-
-ABLATION = Path(__file__).resolve().parents[2] / "benchmarks" / "ablation.py"
 
 
 @pytest.fixture(scope="module")
 def ablation() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ablation_under_test", ABLATION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/ablation.py", "ablation_under_test")
 
 
 def test_every_mechanism_is_measured_on_workloads_bench_runs(ablation: ModuleType) -> None:
