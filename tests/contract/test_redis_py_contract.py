@@ -35,6 +35,7 @@ from roadie.config import Config
 from roadie.embedded import RedisServer
 from roadie.redis import connection as connection_module
 from roadie.redis import dedicated as dedicated_module
+from roadie.redis import loop as loop_module
 from roadie.redis.connection import (
     FailoverError,
     connect,
@@ -482,13 +483,28 @@ def test_async_connection_reader_and_writer_carry_the_loops_commands(
         assert not link._through_client
         got = await link.execute("LRANGE", "big", 0, -1)
         assert len(got) == 2000 and got[1999].startswith(b"01999x")
-        assert await link.execute("RPUSH", "list", "a", 2) == 1 + 1
+        assert await link.execute("RPUSH", "list", "a", 2) == 2
         with pytest.raises(redis.exceptions.NoScriptError):
             await link.execute("EVALSHA", "0" * 40, 0)
         assert await link.execute("LRANGE", "list", 0, -1) == [b"a", b"2"]
         assert link._conn is conn
 
     with_loop_redis(config, body)
+
+
+def test_hiredis_reader_raises_with_the_async_parsers_parse_error_and_protocol_error() -> None:
+    reader = loop_module._hiredis_reader()
+    reader.feed(b"-NOSCRIPT No matching script\r\n-MASTERDOWN down\r\n:1\r\n$3\r\nab")
+    first, second = reader.gets(), reader.gets()
+    assert type(first) is redis.exceptions.NoScriptError
+    assert type(second) is FailoverError
+    assert reader.gets() == 1
+    assert reader.gets() is False  # a reply not all there yet
+    reader.feed(b"c\r\n")
+    assert reader.gets() == b"abc"
+    reader.feed(b"?what\r\n")
+    with pytest.raises(redis.exceptions.InvalidResponse):
+        reader.gets()
 
 
 def test_async_disconnect_nowait_clears_is_connected_and_connect_opens_it_again(

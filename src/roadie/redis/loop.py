@@ -43,7 +43,7 @@ READ_SIZE = 65536
 _CONNECTION_METHODS = ("connect", "disconnect", "pack_command")
 
 
-def _reader() -> Any:
+def _hiredis_reader() -> Any:
     """A hiredis reader that raises what redis-py's parser would: its error classes
     (``ASYNC_PARSER.parse_error``) and its protocol error."""
     return hiredis.Reader(protocolError=redis.exceptions.InvalidResponse,
@@ -51,12 +51,14 @@ def _reader() -> Any:
 
 
 def _layout_fits() -> bool:
+    """Whether redis.asyncio's connections have what ``LoopRedis`` calls, and hiredis's
+    reader takes what ``_hiredis_reader`` gives it."""
     base = getattr(redis.asyncio.connection, "AbstractConnection", None)
     if base is None or not isinstance(getattr(base, "is_connected", None), property) or not all(
             callable(getattr(base, name, None)) for name in _CONNECTION_METHODS):
         return False
     try:
-        _reader()
+        _hiredis_reader()
     except TypeError:  # a hiredis whose Reader takes other arguments
         return False
     return callable(getattr(ASYNC_PARSER, "parse_error", None))
@@ -143,7 +145,7 @@ class LoopRedis:
             self._conn = None
             await self.client.connection_pool.release(conn)
             return None
-        self._parser = _reader()
+        self._parser = _hiredis_reader()
         return conn
 
     async def close(self) -> None:
