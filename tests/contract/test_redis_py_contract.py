@@ -47,6 +47,7 @@ from roadie.redis.connection import (
 )
 from roadie.redis.dedicated import DedicatedRedis, gil_send_usable, short_path_usable
 from roadie.redis.loop import LoopRedis
+from roadie.redis.sentinel import BlockingSentinelPool
 from roadie.redisbin import find_redis_server
 
 REDIS_PY = tuple(int(p) for p in redis.__version__.split(".")[:2])
@@ -82,10 +83,11 @@ def on_loop(body: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(body())
 
 
-def with_loop_redis(config: Config, body: Callable[[LoopRedis], Awaitable[Any]]) -> Any:
+def with_loop_redis(config: Config, body: Callable[[LoopRedis], Awaitable[Any]],
+                    timeout_s: float = 5.0) -> Any:
     async def main() -> Any:
         client = await connect_async(config)
-        link = LoopRedis(client, 5.0)
+        link = LoopRedis(client, timeout_s)
         try:
             return await body(link)
         finally:
@@ -537,6 +539,30 @@ def test_async_reader_ends_when_redis_closes_and_the_next_command_reconnects(
     with_loop_redis(config, body)
 
 
+@pytest.mark.own_redis
+def test_async_disconnect_after_a_timeout_means_the_late_reply_is_never_read(
+    private_redis: Callable[..., RedisServer],
+) -> None:
+    server = private_redis()
+    config = Config(redis_url=server.url, redis_url_configured=True)
+
+    async def body(link: LoopRedis) -> None:
+        before = await link.execute("CLIENT", "ID")
+        server.pause()
+        try:
+            with pytest.raises(redis.TimeoutError):
+                await link.execute("INCR", "n")
+            assert not link._conn.is_connected
+        finally:
+            server.resume()
+        # The INCR's reply comes late, to the closed connection; each later reply is
+        # its own command's, on a new one.
+        assert await link.execute("ECHO", "mine") == b"mine"
+        assert await link.execute("CLIENT", "ID") != before
+
+    with_loop_redis(config, body, timeout_s=0.3)
+
+
 # --- Sentinel (sentinel.py) ---------------------------------------------------------
 
 
@@ -644,6 +670,36 @@ def test_sentinel_managed_connection_asks_the_sentinels_again_when_it_reconnects
             await aclient.aclose()
 
     on_loop(body)
+
+
+@pytest.mark.own_redis
+def test_blocking_connection_pool_disconnect_of_idle_connections_leaves_busy_ones(
+    sentinel_pair: tuple[SentinelProcess, RedisServer, RedisServer],
+) -> None:
+    """What redis-py's sentinel pool calls when the primary changes
+    (``disconnect(inuse_connections=False)``), on roadie's blocking sentinel pool."""
+    sentinel, _, _ = sentinel_pair
+    config = Config(redis_url=f"redis+sentinel://127.0.0.1:{sentinel.port}/{SERVICE}",
+                    redis_url_configured=True)
+    client = connect(config, max_connections=3, blocking=True)
+    pool = client.connection_pool
+    assert isinstance(pool, BlockingSentinelPool)
+    busy, idle = pool_connection(pool), pool_connection(pool)
+    try:
+        for conn in (busy, idle):
+            conn.send_command("PING")
+            assert conn.read_response() == b"PONG"
+        pool.release(idle)
+        pool.disconnect(inuse_connections=False)
+        assert idle._sock is None
+        assert busy._sock is not None
+        busy.send_command("PING")
+        assert busy.read_response() == b"PONG"
+        pool.disconnect()
+        assert busy._sock is None
+    finally:
+        pool.release(busy)
+        client.close()
 
 
 @pytest.mark.own_redis
