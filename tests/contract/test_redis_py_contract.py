@@ -31,8 +31,10 @@ import redis.connection
 import redis.sentinel
 from helpers import free_port, wait_until
 
+from roadie.acl import missing
 from roadie.config import Config
 from roadie.embedded import RedisServer
+from roadie.keys import Keys
 from roadie.redis import connection as connection_module
 from roadie.redis import dedicated as dedicated_module
 from roadie.redis import loop as loop_module
@@ -429,6 +431,13 @@ def test_pack_commands_and_read_response_read_each_reply_of_a_batch_in_step(
             await aclient.aclose()
 
     on_loop(body)
+
+
+def test_pool_get_connection_and_batches_carry_acls_probes(r: redis.Redis) -> None:
+    """``roadie.acl.missing`` (``roadie check``) on a pool connection of its own: the
+    default user may use everything, so nothing is missing and all was tested."""
+    result = missing(r, Keys(""), ["default"])
+    assert (result.commands, result.keys, result.untested) == ([], {}, False)
 
 
 def test_driver_info_spares_redis_py_a_metadata_lookup_per_connection(
