@@ -229,7 +229,10 @@ def missing(client: redis.Redis, keys: Keys, queues: Sequence[str],
               ("multi", ("MULTI",))]
     queued = probes(keys, queues, identity)
     pool = client.connection_pool
-    connection: Any = pool.get_connection()
+    try:
+        connection: Any = pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name (which it ignores)
+        connection = pool.get_connection("PING")
     try:
         replies = _send(connection, [argv for _, argv in direct])
         for (command, argv), reply in zip(direct, replies, strict=True):

@@ -29,7 +29,7 @@ from redis.exceptions import NoPermissionError
 
 from roadie.config import Config
 from roadie.errors import PushError
-from roadie.redis.connection import redact
+from roadie.redis.connection import pool_connection, pool_connection_async, redact
 
 #: One write of a chunk: the command's arguments and the jids it writes.
 Command = tuple[tuple[Any, ...], list[str]]
@@ -57,25 +57,11 @@ def _packets(commands: Sequence[Command]) -> list[tuple[Any, ...]]:
     return [("MULTI",), *(args for args, _ in commands), ("EXEC",)]
 
 
-def _get_connection(pool: Any) -> Any:
-    try:
-        return pool.get_connection()
-    except TypeError:  # redis-py before 5.3 wants a command name
-        return pool.get_connection("MULTI")
-
-
-async def _get_connection_async(pool: Any) -> Any:
-    try:
-        return await pool.get_connection()
-    except TypeError:  # redis-py before 5.3 wants a command name
-        return await pool.get_connection("MULTI")
-
-
 def write_chunk(redis: Any, commands: Sequence[Command]) -> None:
     """Run ``commands`` in one MULTI on ``redis`` (redis-py); ``ChunkFailed`` if any failed."""
     pool = redis.connection_pool
     try:
-        conn = _get_connection(pool)
+        conn = pool_connection(pool)
     except redis_lib.RedisError as exc:
         raise ChunkFailed(exc, sent=False, written=[], unconfirmed=[],
                           not_written=_jids(commands)) from exc
@@ -107,7 +93,7 @@ async def write_chunk_async(redis: Any, commands: Sequence[Command]) -> None:
     """``write_chunk`` on a ``redis.asyncio`` client."""
     pool = redis.connection_pool
     try:
-        conn = await _get_connection_async(pool)
+        conn = await pool_connection_async(pool)
     except redis_lib.RedisError as exc:
         raise ChunkFailed(exc, sent=False, written=[], unconfirmed=[],
                           not_written=_jids(commands)) from exc

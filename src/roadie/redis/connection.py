@@ -26,6 +26,7 @@ from redis.retry import Retry
 
 from roadie.config import Config
 from roadie.errors import ConfigError
+from roadie.log import log
 from roadie.redis.sentinel import (
     AsyncSentinel,
     AsyncSentinelConnection,
@@ -36,14 +37,18 @@ from roadie.redis.sentinel import (
     SentinelSSLConnection,
 )
 
+_DRIVER: dict[str, Any] = {}
 try:
     from redis.driver_info import DriverInfo
-except ImportError:  # redis-py < 7.1 reads its version once, at import
-    _DRIVER: dict[str, Any] = {}
+except ImportError:  # redis-py < 7.2 reads its version once, at import
+    pass
 else:
     # Without it redis-py 8 looks its own version up in the package metadata for every
     # connection it makes (about 0.7 ms each: 100 processors spent 150 ms starting).
-    _DRIVER = {"driver_info": DriverInfo(name="redis-py", lib_version=redis.__version__)}
+    try:
+        _DRIVER = {"driver_info": DriverInfo(name="redis-py", lib_version=redis.__version__)}
+    except (TypeError, ValueError) as exc:  # a DriverInfo of another shape: do without
+        log.debug("redis-py's DriverInfo is not as roadie knows it (%s): not passed", exc)
 
 MIN_REDIS_VERSION = (6, 2, 0)
 DEFAULT_SENTINEL_PORT = 26379
@@ -88,10 +93,17 @@ _FAILOVER_CLASSES: dict[str, type[Exception]] = dict.fromkeys(FAILOVER_ERRORS, F
 
 
 def _with_failover_errors(base: type[Any]) -> type[Any]:
-    """redis-py's reply parser ``base``, which also knows ``FAILOVER_ERRORS``."""
+    """redis-py's reply parser ``base``, which also knows ``FAILOVER_ERRORS``; ``base``
+    itself if it keeps no ``EXCEPTION_CLASSES`` table (those replies stay plain
+    ``ResponseError``s then, rather than roadie failing to import)."""
+    known = getattr(base, "EXCEPTION_CLASSES", None)
+    if not isinstance(known, dict):
+        log.debug("redis-py's parser %s has no EXCEPTION_CLASSES: failover replies are "
+                  "not told apart", base.__name__)
+        return base
     return type(
         f"Roadie{base.__name__}", (base,),
-        {"EXCEPTION_CLASSES": {**base.EXCEPTION_CLASSES, **_FAILOVER_CLASSES}},
+        {"EXCEPTION_CLASSES": {**known, **_FAILOVER_CLASSES}},
     )
 
 
@@ -378,6 +390,23 @@ def _invalid_url(url: str, exc: ValueError) -> ConfigError:
         "host[:port][/db], rediss://... for TLS, unix:///path/to/socket, "
         f"{_SENTINEL_FORM}, or embedded://<dir> for roadie's embedded development server"
     )
+
+
+def pool_connection(pool: Any) -> Any:
+    """A connection of redis-py's ``pool`` for the caller alone, until it gives it back
+    with ``pool.release``."""
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name (which it ignores)
+        return pool.get_connection("PING")
+
+
+async def pool_connection_async(pool: Any) -> Any:
+    """``pool_connection`` for a ``redis.asyncio`` pool."""
+    try:
+        return await pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name (which it ignores)
+        return await pool.get_connection("PING")
 
 
 def sentinel_primary(client: Redis) -> tuple[str, str, int] | None:

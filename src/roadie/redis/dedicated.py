@@ -13,6 +13,8 @@ from typing import Any
 
 import redis
 
+from roadie.log import log
+
 #: Commands up to this size are written with the GIL held (``_gil_send``).
 GIL_SEND_MAX = 16384
 
@@ -42,6 +44,38 @@ _SEND = _gil_send()
 _SEND_FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
 
 
+#: What the short path calls on redis-py's connection (docs/internals.md, "redis-py
+#: internals"), besides the client's ``parse_response`` and ``connection``.
+_CONNECTION_METHODS = ("send_command", "send_packed_command", "pack_command", "check_health",
+                       "read_response", "disconnect")
+
+
+def short_path_usable(client: redis.Redis) -> bool:
+    """Whether ``client``'s redis-py has what the short command path calls (else the
+    client takes redis-py's own path, as with ``short_command_path`` off)."""
+    conn = getattr(client, "connection", None)
+    return conn is not None and callable(getattr(client, "parse_response", None)) and all(
+        callable(getattr(conn, name, None)) for name in _CONNECTION_METHODS)
+
+
+def gil_send_usable(client: redis.Redis) -> bool:
+    """Whether the write holding the GIL can work for ``client``: libc's send is there
+    and redis-py keeps the connection's socket in ``_sock`` (the socket itself is
+    looked at per command: a TLS one is written by redis-py)."""
+    return _SEND is not None and hasattr(getattr(client, "connection", None), "_sock")
+
+
+_FELL_BACK: set[str] = set()
+
+
+def _fall_back(speedup: str, instead: str) -> None:
+    """Say once per process, at debug, that ``speedup`` cannot work on this redis-py."""
+    if speedup not in _FELL_BACK:
+        _FELL_BACK.add(speedup)
+        log.debug("%s: redis-py %s lacks what it needs; %s instead", speedup,
+                  redis.__version__, instead)
+
+
 #: Every DedicatedRedis of this process, for ``_disown_after_fork``.
 _INSTANCES: weakref.WeakSet[DedicatedRedis] = weakref.WeakSet()
 
@@ -52,7 +86,7 @@ def _disown_after_fork() -> None:
     skips that in another pid). A command in the child then opens a connection of its
     own, instead of writing into the parent's conversation with Redis."""
     for client in list(_INSTANCES):
-        conn: Any = client.connection
+        conn: Any = getattr(client, "connection", None)
         if conn is not None:
             # A half-built connection fails here: nothing of the parent's to keep then.
             with contextlib.suppress(Exception):
@@ -82,9 +116,14 @@ class DedicatedRedis(redis.Redis):
                  gil_send: bool = True) -> None:
         super().__init__(connection_pool=connection_pool, single_connection_client=True)
         #: Speed switches (``roadie.speedups``): the short command path, and writing
-        #: short commands with the GIL held.
-        self._short_path = short_path
-        self._gil_send = gil_send
+        #: short commands with the GIL held; each also off where this redis-py lacks
+        #: what it needs (``short_path_usable``, ``gil_send_usable``).
+        self._short_path = short_path and short_path_usable(self)
+        if short_path and not self._short_path:
+            _fall_back("short_command_path", "redis-py's own path")
+        self._gil_send = gil_send and self._short_path and gil_send_usable(self)
+        if gil_send and self._short_path and _SEND is not None and not self._gil_send:
+            _fall_back("gil_send", "socket.sendall")
         # redis-py's own lock for this connection when it has one (its re-authentication
         # takes it too), else one of ours.
         self._command_lock: Any = getattr(self, "single_connection_lock", None) or (
@@ -92,10 +131,10 @@ class DedicatedRedis(redis.Redis):
         _INSTANCES.add(self)
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        conn: Any = self.connection  # redis-py's methods are untyped: go through Any
+        # redis-py's methods are untyped: go through Any. No short path, no connection.
+        conn: Any = self.connection if self._short_path else None
         name = args[0] if args else ""
-        if conn is None or not self._short_path or (
-                isinstance(name, str) and name.upper().startswith("HIMPORT")):
+        if conn is None or (isinstance(name, str) and name.upper().startswith("HIMPORT")):
             parent: Any = super()
             return parent.execute_command(*args, **options)
         with self._command_lock:
@@ -115,9 +154,9 @@ class DedicatedRedis(redis.Redis):
     def _round_trip(self, conn: Any, name: Any, args: tuple[Any, ...],
                     options: dict[str, Any]) -> Any:
         me: Any = self
-        sock = conn._sock
-        send = _SEND if self._gil_send else None
-        if send is None or type(sock) is not socket.socket:  # not connected yet, or TLS
+        sock = conn._sock if self._gil_send else None
+        send = _SEND
+        if send is None or type(sock) is not socket.socket:  # not connected yet, TLS, or off
             conn.send_command(*args, **options)
             return me.parse_response(conn, name, **options)
         if options.get("check_health", True):

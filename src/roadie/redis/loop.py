@@ -10,6 +10,11 @@ to a ``hiredis`` reader of its own: about 80 µs less per fetch
 fetch at a time (``LoopFetcher`` serializes them), so a reply always belongs to the
 command just written. Any trouble (a timeout, a broken connection, a cancellation)
 closes the connection; the next command opens it again, as redis-py would.
+
+It reads and writes the connection's asyncio streams (``_reader``, ``_writer``):
+``usable()`` checks what can be checked before connecting, and a connection made
+without those streams sends every command through the client instead (as with
+``loop_connection`` off).
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import contextlib
 from typing import Any
 
 import redis
+import redis.asyncio.connection
 
-from roadie.redis.connection import ASYNC_PARSER
+from roadie.log import log
+from roadie.redis.connection import ASYNC_PARSER, pool_connection_async
 
 try:
     import hiredis
@@ -32,6 +39,44 @@ except ImportError:  # pragma: no cover - redis[hiredis] installs it
 #: Bytes asked of the socket per read.
 READ_SIZE = 65536
 
+#: What ``LoopRedis`` calls on a ``redis.asyncio`` connection, besides its streams.
+_CONNECTION_METHODS = ("connect", "disconnect", "pack_command")
+
+
+def _hiredis_reader() -> Any:
+    """A hiredis reader that raises what redis-py's parser would: its error classes
+    (``ASYNC_PARSER.parse_error``) and its protocol error."""
+    return hiredis.Reader(protocolError=redis.exceptions.InvalidResponse,
+                          replyError=ASYNC_PARSER.parse_error)
+
+
+def _layout_fits() -> bool:
+    """Whether redis.asyncio's connections have what ``LoopRedis`` calls, and hiredis's
+    reader takes what ``_hiredis_reader`` gives it."""
+    base = getattr(redis.asyncio.connection, "AbstractConnection", None)
+    if base is None or not isinstance(getattr(base, "is_connected", None), property) or not all(
+            callable(getattr(base, name, None)) for name in _CONNECTION_METHODS):
+        return False
+    try:
+        _hiredis_reader()
+    except TypeError:  # a hiredis whose Reader takes other arguments
+        return False
+    return callable(getattr(ASYNC_PARSER, "parse_error", None))
+
+
+#: Whether this redis-py and hiredis have what ``LoopRedis`` uses (``LoopRedis.usable``).
+_USABLE = HAVE_HIREDIS and _layout_fits()
+if HAVE_HIREDIS and not _USABLE:
+    log.debug("loop_connection: redis-py %s lacks what it needs; redis.asyncio's client "
+              "instead", redis.__version__)
+
+
+def _has_streams(conn: Any) -> bool:
+    """Whether connected ``conn`` keeps its asyncio streams where ``LoopRedis`` reads
+    and writes them."""
+    return isinstance(getattr(conn, "_reader", None), asyncio.StreamReader) and isinstance(
+        getattr(conn, "_writer", None), asyncio.StreamWriter)
+
 
 class LoopRedis:
     """Commands on one connection of ``client`` (a ``redis.asyncio`` client), on the
@@ -42,18 +87,24 @@ class LoopRedis:
         self.timeout_s = timeout_s
         self._conn: Any = None
         self._parser: Any = None
+        #: Set when a connection turned out to lack the streams: the client's path.
+        self._through_client = False
 
     @staticmethod
     def usable() -> bool:
         """Whether this path can work here (else the loop uses the client itself)."""
-        return HAVE_HIREDIS
+        return _USABLE
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply; an error reply is raised, as
         redis-py raises it (``NoScriptError``, ``ReadOnlyError``, ...)."""
+        if self._through_client:
+            return await self.client.execute_command(*args)
         conn = self._conn
         if conn is None or not conn.is_connected:
             conn = await self._connect()
+            if conn is None:
+                return await self.client.execute_command(*args)
         parser = self._parser
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -80,17 +131,21 @@ class LoopRedis:
         return reply
 
     async def _connect(self) -> Any:
+        """The connection, connected; None when it has no streams to use (it then goes
+        back to the pool, and every command through the client)."""
         conn = self._conn
         if conn is None:
-            pool = self.client.connection_pool
-            try:
-                conn = await pool.get_connection()
-            except TypeError:  # redis-py before 5.3 wants a command name
-                conn = await pool.get_connection("EVALSHA")
+            conn = await pool_connection_async(self.client.connection_pool)
             self._conn = conn
         await conn.connect()
-        self._parser = hiredis.Reader(protocolError=redis.exceptions.InvalidResponse,
-                                      replyError=ASYNC_PARSER.parse_error)
+        if not _has_streams(conn):
+            log.debug("loop_connection: redis-py %s keeps no asyncio streams on %s; "
+                      "redis.asyncio's client instead", redis.__version__, type(conn).__name__)
+            self._through_client = True
+            self._conn = None
+            await self.client.connection_pool.release(conn)
+            return None
+        self._parser = _hiredis_reader()
         return conn
 
     async def close(self) -> None:

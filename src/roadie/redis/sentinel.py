@@ -6,6 +6,7 @@ free connection, and a short error when no sentinel names a primary.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import redis
@@ -82,6 +83,31 @@ class AsyncSentinel(redis.asyncio.sentinel.Sentinel):
         return address
 
 
+#: Whether ``BlockingConnectionPool.disconnect`` can leave the connections in use alone
+#: (redis-py 7.0 and later).
+_BLOCKING_DISCONNECT_CHOOSES = "inuse_connections" in inspect.signature(
+    redis.BlockingConnectionPool.disconnect).parameters
+
+
 class BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
     """A sentinel-managed pool whose callers wait for a free connection, as with
     ``redis.BlockingConnectionPool``, instead of failing when all are in use."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """Close every connection, or only the idle ones.
+
+        When the sentinels name a new primary, redis-py's sentinel pool closes its idle
+        connections with ``disconnect(inuse_connections=False)``, which
+        ``BlockingConnectionPool`` takes only from redis-py 7.0 (before, the first
+        connection of every client failed with a ``TypeError``). There the idle
+        connections are the ones waiting in its queue, ``pool``.
+        """
+        if _BLOCKING_DISCONNECT_CHOOSES:
+            super().disconnect(inuse_connections=inuse_connections)
+        elif inuse_connections:
+            super().disconnect()
+        else:
+            waiting: Any = getattr(getattr(self, "pool", None), "queue", ())
+            for connection in list(waiting):
+                if connection is not None:  # None: a place for a connection not made yet
+                    connection.disconnect()
