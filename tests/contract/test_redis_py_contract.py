@@ -29,11 +29,11 @@ import redis.asyncio.connection
 import redis.asyncio.sentinel
 import redis.connection
 import redis.sentinel
-from helpers import free_port, wait_until
+from support.wait import wait_until
 
 from roadie.acl import missing
 from roadie.config import Config
-from roadie.embedded import RedisServer
+from roadie.embedded import RedisServer, free_port
 from roadie.keys import Keys
 from roadie.redis import connection as connection_module
 from roadie.redis import dedicated as dedicated_module
