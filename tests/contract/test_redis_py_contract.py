@@ -29,6 +29,7 @@ import redis.asyncio.connection
 import redis.asyncio.sentinel
 import redis.connection
 import redis.sentinel
+from support.redis import with_loop_redis
 from support.wait import wait_until
 
 from roadie.acl import missing
@@ -83,20 +84,6 @@ def dedicated(config: Config) -> Iterator[DedicatedRedis]:
 
 def on_loop(body: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(body())
-
-
-def with_loop_redis(config: Config, body: Callable[[LoopRedis], Awaitable[Any]],
-                    timeout_s: float = 5.0) -> Any:
-    async def main() -> Any:
-        client = await connect_async(config)
-        link = LoopRedis(client, timeout_s)
-        try:
-            return await body(link)
-        finally:
-            await link.close()
-            await client.aclose()
-
-    return asyncio.run(main())
 
 
 # --- every fast path is usable on this redis-py -------------------------------------

@@ -4,39 +4,21 @@ does not answer, and the URL's database, against a real redis-server."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from support.redis import with_loop_redis
 
 from roadie.config import Config
 from roadie.embedded import RedisServer
 from roadie.keys import Keys
-from roadie.redis.connection import connect_async
 from roadie.redis.loop import LoopRedis
 from roadie.server.fetch import Fetcher
 
 INFLIGHT_OF = "loopredis-test"
-
-
-def on_loop(config: Config, body: Callable[[LoopRedis], Awaitable[Any]],
-            timeout_s: float = 5.0) -> Any:
-    """Run ``body`` with a LoopRedis on a fresh event loop; close everything after."""
-
-    async def main() -> Any:
-        client = await connect_async(config)
-        link = LoopRedis(client, timeout_s)
-        try:
-            return await body(link)
-        finally:
-            await link.close()
-            await client.aclose()
-
-    return asyncio.run(main())
 
 
 def test_replies_and_error_replies_come_back_as_redis_py_gives_them(
@@ -54,7 +36,7 @@ def test_replies_and_error_replies_come_back_as_redis_py_gives_them(
         out.append(await link.execute("LRANGE", "list", 0, -1))
         return out
 
-    assert on_loop(config, body) == [b"PONG", 2, [b"a", b"2"]]
+    assert with_loop_redis(config, body) == [b"PONG", 2, [b"a", b"2"]]
 
 
 def test_the_fetch_script_is_loaded_again_after_redis_lost_it(
@@ -69,7 +51,8 @@ def test_the_fetch_script_is_loaded_again_after_redis_lost_it(
         got = await fetcher.fetch_async(link.execute, 2)
         return [u.raw for u in got]
 
-    assert on_loop(config, body) == [b'{"class":"A","args":[2]}', b'{"class":"A","args":[1]}']
+    assert with_loop_redis(config, body) == [
+        b'{"class":"A","args":[2]}', b'{"class":"A","args":[1]}']
     assert r.llen(keys.inflight(INFLIGHT_OF)) == 2
 
 
@@ -84,7 +67,7 @@ def test_a_lost_connection_fails_one_command_and_the_next_reconnects(
         again = await link.execute("CLIENT", "ID")
         return own_id, again
 
-    first, second = on_loop(config, body)
+    first, second = with_loop_redis(config, body)
     assert second != first  # a new connection
 
 
@@ -106,7 +89,7 @@ def test_a_redis_that_does_not_answer_times_out_and_the_connection_is_replaced(
         return waited, before, await link.execute("CLIENT", "ID")
 
     try:
-        waited, before, after = on_loop(config, body, timeout_s=0.3)
+        waited, before, after = with_loop_redis(config, body, timeout_s=0.3)
     finally:
         admin.close()
     assert 0.25 < waited < 1.4
@@ -127,7 +110,7 @@ def test_commands_go_to_the_urls_database(r: redis.Redis, redis_url: str) -> Non
     other.flushdb()
     try:
         config = Config(redis_url=url, redis_url_configured=True)
-        on_loop(config, lambda link: link.execute("SET", "where", "seven"))
+        with_loop_redis(config, lambda link: link.execute("SET", "where", "seven"))
         assert other.get("where") == b"seven"
         assert r.get("where") is None
     finally:

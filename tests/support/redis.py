@@ -6,7 +6,15 @@ counting what roadie left where (queues, in-flight lists, schedule, retry, dead)
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import redis
+
+from roadie.config import Config
+from roadie.redis.connection import connect_async
+from roadie.redis.loop import LoopRedis
 
 __all__ = ["NOEVICTION", "inflight_keys", "inflight_total", "left_anywhere", "overfill",
            "queue_total"]
@@ -52,3 +60,19 @@ def left_anywhere(r: redis.Redis) -> dict[str, int]:
         "retry": int(r.zcard("retry")),
         "dead": int(r.zcard("dead")),
     }
+
+
+def with_loop_redis(config: Config, body: Callable[[LoopRedis], Awaitable[Any]],
+                    timeout_s: float = 5.0) -> Any:
+    """Run ``body`` with a ``LoopRedis`` on a fresh event loop; close everything after."""
+
+    async def main() -> Any:
+        client = await connect_async(config)
+        link = LoopRedis(client, timeout_s)
+        try:
+            return await body(link)
+        finally:
+            await link.close()
+            await client.aclose()
+
+    return asyncio.run(main())
